@@ -1,0 +1,19 @@
+# phaselab: regenerate the statistical-physics figures of deep learning from reproducible sweeps.
+# Stages live in workflow/rules/ (one file each); this file only gathers the final targets.
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/theory.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

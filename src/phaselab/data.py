@@ -1,0 +1,81 @@
+"""Synthetic data: teachers, held-out test sets, the input stream, and where every seed comes from.
+
+Seed derivation lives here and only here. Every random quantity of a run is drawn from a generator seeded by
+``derive_seed(config_seed, purpose, *keys)``: numpy's ``SeedSequence`` hashes the tuple, so streams for different
+purposes, dimensions, widths and seeds are independent and the same tuple always gives the same numbers.
+
+- teacher weights:   (TEACHER, d, seed)
+- held-out test set: (TEST, d, seed)
+- student init:      (STUDENT, d, p, seed)      -> shared by all learning rates of that seed (common random numbers)
+- input stream:      (STREAM, d, seed)          -> shared by all members of that seed group, every width
+- label noise:       (LABEL_NOISE, d, seed)     -> likewise
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TEACHER, TEST, STUDENT, STREAM, LABEL_NOISE = 1, 2, 3, 4, 5
+
+
+def derive_seed(config_seed: int, purpose: int, *keys: int) -> int:
+    """A 63-bit seed for (config seed, purpose, keys): the one documented place where seeds are made."""
+    state = np.random.SeedSequence([int(config_seed), int(purpose), *map(int, keys)]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
+
+
+def rng(config_seed: int, purpose: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng(derive_seed(config_seed, purpose, *keys))
+
+
+def erf_committee(fields: np.ndarray) -> np.ndarray:
+    """f = mean_r erf(h_r/√2) over the last axis: the committee machine's output for local fields h."""
+    from scipy.special import erf
+
+    return erf(fields / np.sqrt(2.0)).mean(axis=-1)
+
+
+def orthogonal_teacher(d: int, k: int, generator: np.random.Generator) -> np.ndarray:
+    """k teacher rows, mutually orthogonal, each of norm √d, so that P = W* W*ᵀ / d = I_k."""
+    if k > d:
+        raise ValueError(f"teacher.k = {k} exceeds the input dimension d = {d}")
+    q, r = np.linalg.qr(generator.standard_normal((d, k)))
+    q = q * np.sign(np.diag(r))  # a unique (Haar) orthonormal frame
+    return np.sqrt(d) * q.T
+
+
+def teacher_student_data(d: int, k: int, n_seeds: int, n_test: int, config_seed: int) -> dict[str, np.ndarray]:
+    """Teachers and held-out test sets for every seed at input dimension d.
+
+    Returns ``teacher`` (seed, k, d), ``test_x`` (seed, n_test, d) and ``test_f`` (seed, n_test), the clean teacher
+    output f*(x) on the test inputs (the excess risk excludes label noise).
+    """
+    teacher = np.stack([orthogonal_teacher(d, k, rng(config_seed, TEACHER, d, s)) for s in range(n_seeds)])
+    test_x = np.stack([rng(config_seed, TEST, d, s).standard_normal((n_test, d)) for s in range(n_seeds)])
+    test_f = erf_committee(np.einsum("snd,skd->snk", test_x, teacher) / np.sqrt(d))
+    return {"teacher": teacher.astype(np.float32), "test_x": test_x.astype(np.float32), "test_f": test_f}
+
+
+def student_init(d: int, p: int, n_seeds: int, init_scale: float, config_seed: int) -> np.ndarray:
+    """Initial students (seed, p, d), entries N(0, init_scale²): Q0 ≈ init_scale² I, M0 = O(1/√d)."""
+    return np.stack(
+        [init_scale * rng(config_seed, STUDENT, d, p, s).standard_normal((p, d)) for s in range(n_seeds)]
+    ).astype(np.float32)
+
+
+def save_npz_atomic(path, **arrays) -> None:
+    """np.savez to a temporary file beside ``path``, then rename: a killed job never leaves a half file."""
+    import os
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

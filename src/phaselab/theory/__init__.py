@@ -1,0 +1,1 @@
+"""Theory curves: one module per model family (committee machines, ...)."""

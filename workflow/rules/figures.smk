@@ -1,0 +1,27 @@
+for figure_name in FIGURE_NAMES:
+
+    rule:
+        """One figure of an experiment, simulation beside theory, in the report with its caption."""
+        name:
+            f"figure_{figure_name}"
+        input:
+            metrics=f"{RESULTS}/{{experiment}}/metrics.nc",
+            theory=f"{RESULTS}/{{experiment}}/theory.nc",
+        output:
+            report(
+                f"{RESULTS}/{{experiment}}/figures/{figure_name}.png",
+                caption=f"../report/{figure_name}.rst",
+                category="{experiment}",
+                labels={"experiment": "{experiment}", "figure": figure_name},
+            ),
+        log:
+            f"{RESULTS}/{{experiment}}/logs/figures/{figure_name}.log",
+        conda:
+            "../../envs/analysis.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            figure=figure_name,
+        script:
+            "../scripts/figure.py"

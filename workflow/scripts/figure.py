@@ -1,0 +1,8 @@
+"""Rules figure_*: one figure from the metrics and theory datasets."""
+
+from _log import logged
+
+from phaselab.stages import make_figure
+
+with logged(snakemake):  # noqa: F821 (injected by Snakemake)
+    make_figure(snakemake.params.figure, snakemake.input.metrics, snakemake.input.theory, snakemake.output[0])

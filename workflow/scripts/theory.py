@@ -1,0 +1,8 @@
+"""Rule theory: ODE curves and phases beside the measured metrics."""
+
+from _log import logged
+
+from phaselab.stages import make_theory
+
+with logged(snakemake):  # noqa: F821 (injected by Snakemake)
+    make_theory(snakemake.config, snakemake.wildcards.experiment, snakemake.input[0], snakemake.output[0])
