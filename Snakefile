@@ -2,9 +2,6 @@
 # Stages live in workflow/rules/ (one file each); this file only gathers the final targets.
 
 
-configfile: "config/config.yaml"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

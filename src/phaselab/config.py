@@ -78,7 +78,7 @@ def shape_cells(exp: dict) -> list[dict]:
     """One row per (d, κ): the members (δ × seed) trained together, the width, horizon and checkpoints.
 
     The horizon is ``train.time`` in units of the slowest member's own time scale 1/η (η = γ/p), at least
-    ``train.time`` and at most ``train.max_time``, snapped down to the experiment's checkpoint grid.
+    ``train.time`` and at most ``train.max_time``, rounded up to the experiment's checkpoint grid.
     """
     grid, train = exp["grid"], exp["train"]
     rows = []
@@ -96,7 +96,8 @@ def shape_cells(exp: dict) -> list[dict]:
             })
     times = time_grid(max(r["horizon"] for r in rows), train["checkpoints_per_decade"])
     for r in rows:
-        r["times"] = [t for t in times if t <= r["horizon"] * (1 + 1e-9)]
+        end = next(i for i, t in enumerate(times) if t >= r["horizon"] * (1 - 1e-9))
+        r["times"] = times[: end + 1]
         r["steps"] = [round(t * r["d"]) for t in r["times"]]
         r["horizon"] = r["times"][-1]
     return rows

@@ -105,7 +105,6 @@ def cell_dataset(cell: dict, deltas, n_seeds: int, result, lr, device: str, thre
     ds = ds.expand_dims(d=[d], kappa=[cell["kappa"]])
     ds["width"] = (("d", "kappa"), [[p]], {"long_name": "hidden units p = round(d^κ)", "units": "1"})
     ds["horizon"] = (("d", "kappa"), [[cell["horizon"]]], {"long_name": "end of the run", "units": "steps/d"})
-    ds["lr"] = ds["lr"].expand_dims(d=[d], kappa=[cell["kappa"]])
     return ds
 
 
@@ -114,8 +113,9 @@ def combine_cells(cells: list[xr.Dataset], config: dict, experiment: str, times)
     devices = sorted({c.attrs["device"] for c in cells})
     for c in cells:
         c.attrs = {}
-    ds = xr.combine_by_coords(cells, combine_attrs="drop").reindex(time=times)
+    ds = xr.merge(cells, join="outer", compat="no_conflicts", combine_attrs="override").reindex(time=times)
     ds["status"] = ds["status"].fillna(STATUS_OK).astype(str)
+    ds["width"] = ds["width"].astype(int)
     ds["eta"] = (ds["lr"] / ds["width"]).assign_attrs(long_name="effective learning rate η = γ/p", units="1")
     exp = config["experiments"][experiment]
     ds.attrs = {

@@ -203,6 +203,9 @@ def _cell_colors(n: int):
     if n <= 10:
         cmap = plt.get_cmap("tab10")
         return [cmap(i) for i in range(n)]
+    if n <= 20:
+        cmap = plt.get_cmap("tab20")
+        return [cmap(i) for i in range(n)]
     cmap = plt.get_cmap("viridis")
     return [cmap(x) for x in np.linspace(0.0, 0.95, n)]
 
@@ -232,7 +235,6 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
     fr_vals = fr.transpose(*order, "seed").values.astype(float)
     mean, _, _, _ = _seed_stats(fr_vals, axis=-1)
     n_div = div.sum("seed").transpose(*order).values.astype(int)
-    n_ok = ok.sum("seed").transpose(*order).values.astype(int)
 
     ds_ = metrics["d"].values
     kappas = metrics["kappa"].values.astype(float)
@@ -251,14 +253,16 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
     cmap = plt.get_cmap(CMAP).with_extremes(bad=(0, 0, 0, 0))
 
     nd = max(len(ds_), 1)
-    fig, axes = _new_figure(nd, panel_w=4.0, panel_h=4.0, extra_w=1.2, extra_h=1.3, sharey=True)
+    fig, axes = _new_figure(nd, panel_w=4.0, panel_h=4.0, extra_w=1.2 + (1.6 if nd < 2 else 0.0),
+                            extra_h=1.3 + (1.0 if nd < 2 else 0.0), sharey=True)
     axes = axes[0]
 
     any_partial = any_all = any_nodata = False
     for k, d in enumerate(ds_):
         ax = axes[k]
         m = np.ma.masked_where(~good[k], mean[k])
-        ax.pcolormesh(ke, de, m, norm=norm, cmap=cmap, shading="flat", gid="heatmap")
+        ax.pcolormesh(ke, de, m, norm=norm, cmap=cmap, shading="flat", gid="heatmap",
+                      edgecolors=(1, 1, 1, 0.6), linewidth=0.4)
 
         div_pts, div_txt = [], []
         for i, dl in enumerate(deltas):
@@ -280,7 +284,7 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
                     if n_div[k, i, j] < n_seed:
                         any_partial = True
                     div_pts.append((kp, dl))
-                    div_txt.append((kp + 0.28 * (x1 - x0), dl - 0.28 * (y1 - y0),
+                    div_txt.append((kp + 0.3 * (x1 - x0), dl + 0.3 * (y1 - y0),
                                     f"{n_div[k, i, j]}/{n_seed}"))
         if div_pts:
             xs, ys = zip(*div_pts)
@@ -322,22 +326,26 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
         Line2D([], [], color="black", linewidth=1.8, label="κ+δ = 0 (Saad–Solla line)"),
         Line2D([], [], color="black", linewidth=1.8, linestyle="--",
                label="κ+δ = −½ (edge of the ODE limit)"),
-        Line2D([], [], linestyle="none", marker="X", markersize=9, markerfacecolor="white",
-               markeredgecolor="black",
-               label="diverged (n/seeds); mean over the other seeds"),
-        Patch(facecolor=ALL_DIVERGED_COLOR, edgecolor="white", label="all seeds diverged (no mean)"),
     ]
+    if any_partial or any_all:
+        handles.append(Line2D([], [], linestyle="none", marker="X", markersize=9,
+                              markerfacecolor="white", markeredgecolor="black",
+                              label="diverged (n/seeds); mean over the other seeds"))
+    if any_all:
+        handles.append(Patch(facecolor=ALL_DIVERGED_COLOR, edgecolor="white",
+                             label="all seeds diverged (no mean)"))
     if any_nodata:
         handles.append(Patch(facecolor="white", edgecolor="0.5", hatch=NO_DATA_HATCH,
                              label="no finite positive result"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3),
-               fontsize=8.5, title=PHASE_NOTE, title_fontsize=8.5, frameon=False)
+    narrow = nd < 2
+    note = PHASE_NOTE.replace("  |  −½", "\n−½") if narrow else PHASE_NOTE
+    fig.legend(handles=handles, loc="outside lower center",
+               ncol=1 if narrow else min(len(handles), 3),
+               fontsize=8.5, title=note, title_fontsize=8.5, frameon=False)
     ctx = _title_context(metrics)
     fig.suptitle("Phase diagram of online SGD: seed-mean final excess risk"
                  + (f"\n{ctx}" if ctx else ""), fontsize=11)
     fig.phaselab_metadata = _provenance(metrics)
-    fig.phaselab_info = {"any_partial_diverged": any_partial, "any_all_diverged": any_all,
-                         "n_ok": n_ok}
     return fig
 
 

@@ -1,0 +1,84 @@
+"""End to end through Snakemake: a tiny grid in CI; the quick default behind the `slow` mark."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+from conftest import ROOT, tiny_config
+
+FIGURES = ("phase_diagram", "risk_curves", "asymptotic_risk")
+
+
+def snakemake(workdir, *args, timeout=900):
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-c", "2", *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    return run
+
+
+def check_experiment(results, name, config):
+    exp = config["experiments"][name]
+    metrics = xr.open_dataset(results / name / "metrics.nc")
+    theory = xr.open_dataset(results / name / "theory.nc")
+    grid = exp["grid"]
+    assert dict(metrics["risk"].sizes) | {} == {
+        "d": len(grid["d"]), "kappa": len(grid["kappa"]), "delta": len(grid["delta"]),
+        "seed": grid["seeds"], "time": metrics.sizes["time"],
+    }
+    assert list(metrics["risk"].dims) == ["d", "kappa", "delta", "seed", "time"]
+    assert metrics["risk"].attrs["units"] == "1" and metrics["time"].attrs["units"] == "steps/d"
+    assert set(np.unique(metrics["status"].values)) <= {"ok", "diverged"}
+    for key in ("config_json", "config_sha256", "phaselab_version", "git_revision", "torch_version", "device"):
+        assert metrics.attrs[key], key
+    assert yaml.safe_load(metrics.attrs["config_json"])["experiments"][name]["grid"]["d"] == grid["d"]
+    # the dataset's widths follow p = round(d^κ), at least 1
+    for d in grid["d"]:
+        for kappa in grid["kappa"]:
+            assert int(metrics["width"].sel(d=d, kappa=kappa)) == max(1, round(d**kappa))
+    # at t = 0 the ODE starts where the simulation starts (same initial order parameters)
+    on_line = abs(theory["kappa"] + theory["delta"]) < 1e-9
+    start = theory["ode_risk"].isel(time=0).where(on_line)
+    np.testing.assert_allclose(start.values[np.isfinite(start.values)],
+                               metrics["risk"].isel(time=0).where(on_line).values[np.isfinite(start.values)],
+                               rtol=1e-6)
+    for figure in FIGURES:
+        assert (results / name / "figures" / f"{figure}.png").stat().st_size > 10_000
+    return metrics, theory
+
+
+def test_tiny_workflow_end_to_end(tmp_path):
+    config = tiny_config(tmp_path / "results")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    report = tmp_path / "reports" / "phaselab.html"
+    report.parent.mkdir()
+    snakemake(tmp_path, "--configfile", str(tmp_path / "tiny.yaml"), "--report", str(report), "--report-after-run")
+    check_experiment(tmp_path / "results", "tiny", config)
+    html = report.read_text()
+    assert report.stat().st_size > 50_000
+    for figure in FIGURES:
+        assert f"{figure}.png" in html
+    assert "Saad" in html and "Veiga" in html  # captions state the theory
+    # a second run has nothing to do
+    again = snakemake(tmp_path, "--configfile", str(tmp_path / "tiny.yaml"), "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_quick_default_end_to_end(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["results"] = str(tmp_path / "results")
+    (tmp_path / "quick.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, "--configfile", str(tmp_path / "quick.yaml"), timeout=1800)
+    metrics, theory = check_experiment(tmp_path / "results", "phase_diagram", config)
+    # the κ + δ = 0 line against the ODE: seed means within 25 % at every checkpoint at the largest d
+    line = metrics["risk"].where(abs(metrics["kappa"] + metrics["delta"]) < 1e-9)
+    d = max(config["experiments"]["phase_diagram"]["grid"]["d"])
+    sim = line.sel(d=d).mean("seed")
+    ode = theory["ode_risk"].sel(d=d).mean("seed")
+    rel = (abs(sim - ode) / ode).max()
+    assert float(rel) < 0.25
