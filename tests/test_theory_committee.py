@@ -157,6 +157,8 @@ def test_integrate_vs_tight_reference():
     np.testing.assert_allclose(out["risk"][0], Rr, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(out["Q"][0], Qr, rtol=0, atol=1e-6)
     np.testing.assert_allclose(out["M"][0], Mr, rtol=0, atol=1e-6)
+    late = cm.integrate(Q0, M0, P, [7.5, 20.0], eta=0.8, noise=0.1)  # output grid not starting at t = 0
+    np.testing.assert_allclose(late["risk"][0], Rr[[15, 40]], rtol=1e-5)
 
 
 def test_integrate_batch_equals_separate_runs():

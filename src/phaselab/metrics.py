@@ -118,6 +118,9 @@ def combine_cells(cells: list[xr.Dataset], config: dict, experiment: str, times)
     ds["width"] = ds["width"].astype(int)
     ds["eta"] = (ds["lr"] / ds["width"]).assign_attrs(long_name="effective learning rate η = γ/p", units="1")
     exp = config["experiments"][experiment]
+    needed = exp["train"]["time"] / np.minimum(1.0, ds["eta"])
+    ds["capped"] = (ds["horizon"] < needed * (1 - 1e-9)).assign_attrs(
+        long_name="run cut by train.max_time before t = train.time / min(1, η): not yet asymptotic")
     ds.attrs = {
         "title": f"phaselab experiment {experiment}: online SGD phase diagram of the erf committee machine",
         "experiment": experiment,

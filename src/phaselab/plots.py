@@ -79,6 +79,10 @@ PHASE_NOTE = (
 # --------------------------------------------------------------------------- #
 # helpers
 # --------------------------------------------------------------------------- #
+CAPPED_MARKER = "s"
+CAPPED_LABEL = "run capped by max_time before t = time/η (not yet asymptotic)"
+
+
 def _fmt(v: float) -> str:
     """Compact number with a typographic minus sign."""
     return f"{float(v):g}".replace("-", "−")
@@ -114,6 +118,13 @@ def _member_masks(metrics: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
     ok = ok & ~div
     ok, div, _ = xr.broadcast(ok, div, ref)
     return ok.astype(bool), div.astype(bool)
+
+
+def _capped(metrics: xr.Dataset) -> xr.DataArray:
+    """Cells whose run was cut by max_time before reaching its asymptotic regime (False if not recorded)."""
+    if "capped" not in metrics:
+        return xr.zeros_like(metrics["eta"], dtype=bool)
+    return metrics["capped"].astype(bool)
 
 
 def _seed_stats(values: np.ndarray, axis: int = 0):
@@ -235,6 +246,7 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
     fr_vals = fr.transpose(*order, "seed").values.astype(float)
     mean, _, _, _ = _seed_stats(fr_vals, axis=-1)
     n_div = div.sum("seed").transpose(*order).values.astype(int)
+    capped = _capped(metrics).transpose(*order).values
 
     ds_ = metrics["d"].values
     kappas = metrics["kappa"].values.astype(float)
@@ -296,6 +308,12 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
                         bbox=dict(boxstyle="round,pad=0.15", facecolor="white",
                                   edgecolor="none", alpha=0.8))
 
+        cap_pts = [(kp, dl) for i, dl in enumerate(deltas) for j, kp in enumerate(kappas) if capped[k, i, j]]
+        if cap_pts:
+            xs, ys = zip(*cap_pts)
+            ax.plot(xs, ys, linestyle="none", marker=CAPPED_MARKER, markersize=6, markerfacecolor="none",
+                    markeredgecolor="white", gid="capped", zorder=5)
+
         kx = np.array([ke[0], ke[-1]])
         stroke = [mpe.withStroke(linewidth=3.5, foreground="white")]
         ax.plot(kx, -kx, color="black", linewidth=1.8, path_effects=stroke,
@@ -331,6 +349,9 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
         handles.append(Line2D([], [], linestyle="none", marker="X", markersize=9,
                               markerfacecolor="white", markeredgecolor="black",
                               label="diverged (n/seeds); mean over the other seeds"))
+    if capped.any():
+        handles.append(Line2D([], [], linestyle="none", marker=CAPPED_MARKER, markersize=6,
+                              markerfacecolor="none", markeredgecolor="black", label=CAPPED_LABEL))
     if any_all:
         handles.append(Patch(facecolor=ALL_DIVERGED_COLOR, edgecolor="white",
                              label="all seeds diverged (no mean)"))
@@ -504,7 +525,8 @@ def asymptotic_risk(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Fi
 
     ok, div = _member_masks(metrics)
     ds_ = metrics["d"].values.astype(float)
-    fr = metrics["final_risk"].where(ok)
+    capped = _capped(metrics)
+    fr = metrics["final_risk"].where(ok & ~capped)
     ode_var = (theory["ode_final_risk"]
                if theory is not None and "ode_final_risk" in theory else None)
     colors = _cell_colors(len(cells))
@@ -530,10 +552,13 @@ def asymptotic_risk(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Fi
             label += f" (guide {_fmt(-dl)})"
         if ndv:
             label += f"; {ndv} diverged run{'s' if ndv > 1 else ''} excluded"
+        n_cap = int(_sel_cell(capped, kappa=kp, delta=dl).sum())
+        if n_cap:
+            label += f"; {n_cap} d capped by max_time, left out"
         cell_handles.append(Line2D([], [], color=c, marker="o", linestyle="-", label=label))
 
         if ode_var is not None:
-            o = _sel_cell(ode_var, kappa=kp, delta=dl)
+            o = _sel_cell(ode_var.where(~capped), kappa=kp, delta=dl)
             if o is not None:
                 om, _, _, _ = _seed_stats(o.transpose("d", "seed").values, axis=1)
                 ov = np.isfinite(om) & (om > 0)

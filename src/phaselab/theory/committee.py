@@ -192,8 +192,8 @@ def integrate(Q0, M0, P, times, eta, noise=0.0, rtol=1e-6, atol=1e-9, max_steps=
         rec = i[ok & hit]
         out[rec, nxt[rec]] = y[rec]
         nxt[rec] += 1
-        if np.any(h[i] < 1e-14 * np.maximum(t[i], 1.0)):
-            raise RuntimeError("step size underflow in committee.integrate")
+        if not np.all(h[i] >= 1e-14 * np.maximum(t[i], 1.0)):  # also catches NaN (invalid order parameters)
+            raise RuntimeError("committee.integrate: step size underflow or non-finite state")
     else:
         raise RuntimeError("committee.integrate: max_steps exceeded")
     Q = out[..., :p * p].reshape(B, T, p, p)
