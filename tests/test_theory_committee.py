@@ -73,7 +73,8 @@ def test_risk_vs_monte_carlo():
 
 
 def test_rhs_vs_monte_carlo():
-    """dM = eta E[g'(l_j)(f*-f) nu_r]; dQ = eta E[g'(l_j)(f*-f) l_l + (j<->l)] + eta^2 E[g'(l_j) g'(l_l)((f*-f)^2+D)]."""
+    """dM = eta E[g'(l_j)(f*-f) nu_r];
+    dQ = eta E[g'(l_j)(f*-f) l_l + (j<->l)] + eta^2 E[g'(l_j) g'(l_l)((f*-f)^2 + Delta)]."""
     p, k, n, noise = 2, 2, 2_000_000, 0.3
     Q, M, P = _random_params(p, k, seed=3)
     lam, nu = _fields(Q, M, P, n, seed=4)
@@ -108,8 +109,10 @@ def _naive_rhs(Q, M, P, eta, noise):
         L4 = (1 + C[a, a]) * (1 + C[b, b]) - C[a, b] ** 2
         L0 = (L4 * C[c, e] - C[b, c] * C[b, e] * (1 + C[a, a]) - C[a, c] * C[a, e] * (1 + C[b, b])
               + C[a, b] * C[a, c] * C[b, e] + C[a, b] * C[a, e] * C[b, c])
-        L1 = L4 * (1 + C[c, c]) - C[b, c] ** 2 * (1 + C[a, a]) - C[a, c] ** 2 * (1 + C[b, b]) + 2 * C[a, b] * C[a, c] * C[b, c]
-        L2 = L4 * (1 + C[e, e]) - C[b, e] ** 2 * (1 + C[a, a]) - C[a, e] ** 2 * (1 + C[b, b]) + 2 * C[a, b] * C[a, e] * C[b, e]
+        L1 = (L4 * (1 + C[c, c]) - C[b, c] ** 2 * (1 + C[a, a]) - C[a, c] ** 2 * (1 + C[b, b])
+              + 2 * C[a, b] * C[a, c] * C[b, c])
+        L2 = (L4 * (1 + C[e, e]) - C[b, e] ** 2 * (1 + C[a, a]) - C[a, e] ** 2 * (1 + C[b, b])
+              + 2 * C[a, b] * C[a, e] * C[b, e])
         return 4 / np.pi**2 / np.sqrt(L4) * np.arcsin(L0 / np.sqrt(L1 * L2))
 
     J2 = lambda a, b: 2 / np.pi / np.sqrt((1 + C[a, a]) * (1 + C[b, b]) - C[a, b] ** 2)

@@ -6,7 +6,7 @@ gradient descent in high-dimensional two-layer neural networks" (NeurIPS). Activ
 student f = (1/p) sum_j g(lambda_j), teacher f* = (1/k) sum_r g(nu_r); order parameters Q = W W^T/d (p x p),
 M = W W*^T/d (p x k), P = W* W*^T/d (k x k); learning rate eta = gamma/p; time t = steps/d; label-noise variance
 Delta ("noise"). Fields are ordered students first, then teachers, with weights u_c = -1/p (student) and
-+1/k (teacher), so that f* - f = sum_c u_c g(c). Formulas: /work/shared/reference/theory.md, section 1.
++1/k (teacher), so that f* - f = sum_c u_c g(c). Formulas: the project's theory reference, section 1.
 """
 import numpy as np
 
@@ -62,7 +62,7 @@ def _u(p, k):
 
 
 def risk(Q, M, P, p=None, k=None):
-    """Excess risk R = 1/2 E[(f* - f)^2] = 1/2 sum_{c,e} u_c u_e I2(c,e) (Saad & Solla 1995, eq. 5).
+    """Excess risk R = 1/2 E[(f* - f)^2] = 1/2 sum_{c,e} u_c u_e I2(c,e) (Saad & Solla 1995).
 
     Q (..., p, p), M (..., p, k), P (..., k, k); returns a float, or an array of the leading shape.
     """
@@ -141,6 +141,9 @@ def integrate(Q0, M0, P, times, eta, noise=0.0, rtol=1e-6, atol=1e-9, max_steps=
     increasing array of t >= 0. One vectorised Dormand-Prince 5(4) loop in which every batch element keeps its own
     time and adaptive step (so a large-eta element does not slow down the others), with steps clipped to land
     exactly on the requested times; the error of an element is the max-norm of err / (atol + rtol |y|).
+    The risk is then accurate to roughly rtol * |Q| in absolute terms (a floor of ~1e-8 at the defaults: tighten
+    rtol/atol to follow R -> 0). The ODE keeps permutation symmetry, so a symmetric start (e.g. Q0 = M0 = 0)
+    never leaves the symmetric plateau: start from a generic (random) initial condition.
     """
     times = np.asarray(times, float)
     if times.ndim != 1 or np.any(np.diff(times) <= 0) or times[0] < 0:
