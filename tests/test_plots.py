@@ -230,7 +230,7 @@ def test_risk_curves(data, tmp_path):
     fig = plots.risk_curves(metrics, theory)
     _check_png(plots.save(fig, tmp_path / "curves.png"))
     assert "ODE (Saad & Solla)" in _all_text(fig)
-    assert "min–max" in _all_text(fig)
+    assert "95 % CI of the seed mean (Student t)" in _all_text(fig)
     tpos = TIME > 0
     cells = [(0.0, 0.0), (0.5, -0.5)]  # the kappa+delta = 0 cells of the grid
     panels = [ax for ax in fig.axes if (ax.get_gid() or "").startswith("panel kappa=")]
@@ -353,3 +353,14 @@ def test_save_is_atomic(data, tmp_path):
         plots.save(fig, out)
     assert out.read_bytes() == first  # old file untouched
     assert os.listdir(out.parent) == ["fig.png"]  # temp file removed
+
+
+def test_seed_band_is_the_student_t_interval():
+    values = np.array([[10.0, 2.0], [11.0, 4.0], [12.0, 9.0]])  # 3 seeds × 2 points
+    mean, lo, hi, count = plots._seed_stats(values, axis=0)
+    half = 4.302652729911275 * values.std(axis=0, ddof=1) / np.sqrt(3)  # t_{0.975, 2}
+    np.testing.assert_allclose(mean, [11.0, 5.0])
+    np.testing.assert_allclose(hi, mean + half)
+    # the first interval stays positive; the second reaches below 0 and is clipped at the smallest seed value
+    np.testing.assert_allclose(lo, [11.0 - half[0], 2.0])
+    np.testing.assert_array_equal(count, [3, 3])

@@ -16,7 +16,7 @@ Statistics used throughout:
 * a member (one seed of one cell) is *diverged* when ``status == "diverged"``
   or ``diverged_at`` is finite; diverged members are excluded from every
   simulation mean, spread and fit;
-* simulation spread is the min-max range over the non-diverged seeds;
+* simulation spread is the 95 % Student-t interval of the mean over the non-diverged seeds;
 * ODE curves are the mean over *all* seeds where the ODE was computed (the ODE
   itself never diverges, it only depends on each seed's initial order
   parameters).
@@ -128,14 +128,22 @@ def _capped(metrics: xr.Dataset) -> xr.DataArray:
 
 
 def _seed_stats(values: np.ndarray, axis: int = 0):
-    """nan-aware (mean, min, max, count) along ``axis`` without warnings."""
+    """nan-aware (mean, CI low, CI high, count) along ``axis``: the 95 % Student-t interval of the seed mean.
+
+    On log axes an interval reaching 0 is clipped at the smallest seed value (CI_NOTE says so in the legends).
+    """
+    from scipy.stats import t as student_t
+
     values = np.asarray(values, dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
         mean = np.nanmean(values, axis=axis)
-        lo = np.nanmin(values, axis=axis) if values.shape[axis] else mean
-        hi = np.nanmax(values, axis=axis) if values.shape[axis] else mean
-    count = np.sum(np.isfinite(values), axis=axis)
+        count = np.sum(np.isfinite(values), axis=axis)
+        sem = np.nanstd(values, axis=axis, ddof=1) / np.sqrt(count)
+        half = np.where(count > 1, student_t.ppf(0.975, np.maximum(count - 1, 1)) * sem, 0.0)
+        lo, hi = mean - half, mean + half
+        floor = np.nanmin(np.where(values > 0, values, np.nan), axis=axis) if values.shape[axis] else mean
+    lo = np.where(lo > 0, lo, np.fmin(floor, mean))
     return mean, lo, hi, count
 
 
@@ -386,7 +394,7 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
     """R(t) on the κ+δ = 0 line: one panel per (κ, δ = −κ) cell, one colour per d.
 
     Simulation: mean over non-diverged seeds (solid, gid ``"sim:d=<d>"``) with a
-    min-max band over the same seeds; ODE: mean of ``theory.ode_risk`` over all
+    95 % CI band of the seed mean over the same seeds; ODE: mean of ``theory.ode_risk`` over all
     seeds where computed (dashed dark line, gid ``"ode:d=<d>"``).  ``time == 0``
     and non-positive / NaN values are not drawn (log-log axes).
     """
@@ -477,7 +485,7 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
     handles = [Line2D([], [], color=colors[k], linewidth=1.8,
                       label=f"simulation, d = {int(d)}") for k, d in enumerate(ds_)]
     handles.append(Patch(facecolor="0.6", alpha=0.35,
-                         label="band: min–max over non-diverged seeds (line: seed mean)"))
+                         label="band: 95 % CI of the seed mean (Student t) over non-diverged seeds (line: seed mean)"))
     handles.append(Line2D([], [], color="black", linestyle="--", linewidth=1.6,
                           label="ODE (Saad & Solla), seed mean" + ("" if any_ode else " — not computed")))
     fig.legend(handles=handles, loc="outside lower center",
@@ -500,7 +508,7 @@ def _fit_slope(x: np.ndarray, y: np.ndarray) -> float:
 def asymptotic_risk(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure:
     """Seed-mean final risk against d for every κ+δ > 0 cell, log-log.
 
-    Filled markers + error bars (min-max over non-diverged seeds), gid
+    Filled markers + error bars (95 % CI of the seed mean (Student t) over non-diverged seeds), gid
     ``"sim:kappa=<κ>,delta=<δ>"``; ODE prediction (mean of ``ode_final_risk``
     over seeds) as open squares on dashed lines, gid ``"ode:..."``; for κ = 0
     cells a dotted guide of slope −δ (R∞ ∝ Δ·η, η ∝ d^−δ at fixed p) anchored at
@@ -581,7 +589,7 @@ def asymptotic_risk(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Fi
         ax.minorticks_off()
     ax.set_xlabel(D_LABEL)
     ax.set_ylabel(RISK_LABEL)
-    ax.set_title("seed mean, error bars: min–max over non-diverged seeds", fontsize=9)
+    ax.set_title("seed mean, error bars: 95 % CI of the seed mean (Student t) over non-diverged seeds", fontsize=9)
     handles = list(cell_handles)
     handles.append(Line2D([], [], color="0.3", linestyle="--", marker="s", markerfacecolor="none",
                           label="ODE prediction (seed mean)" + ("" if any_ode else " — not computed")))

@@ -1,28 +1,41 @@
 """The batched-ensemble engine: online SGD of many committee machines of one shape in one process.
 
-An ensemble is S seed groups × G members (e.g. learning rates) of width p in dimension d, stacked as W (S, G, p, d).
-Members of one seed group share their teacher, their input stream x_t ~ N(0, I_d) and their label noise, so one
-step is two batched matmuls over the whole ensemble and no Python loop over members:
+An ensemble is S seed groups × G members (e.g. learning rates) of width p in dimension d, W stacked as (S, G, p, d).
+Members of one seed group share their teacher, their input stream and their label noise (common random numbers),
+so the cost of drawing inputs and teacher labels is paid once per group. One SGD step of a member is
 
     λ = W x/√d,  f = (1/p) Σ_j σ(λ_j),  W_j ← W_j + γ/(p√d) (y − f) σ'(λ_j) x,  y = f*(x) + √Δ ξ.
 
-Inputs are drawn on the CPU from one torch generator per seed group, in blocks, and moved to the device, so a CPU
-and a CUDA run of the same seed see the same stream. The host syncs only at checkpoints, where the order
-parameters give the exact population risk (theory.committee.risk) and diverged members are frozen.
+The stream: at every step each group draws one Gaussian row z ~ N(0, I_L) from its own torch CPU generator, with
+L = d + 1 rounded up to a multiple of 16, and takes x = z[:d], ξ = z[d]. Blocks of rows are drawn at once; torch's
+CPU sampler gives the same numbers for one (n, L) draw as for n draws of L when L is a multiple of 16, so the
+per-run reference loop below (one fresh draw per step) replays exactly the same stream, and a CUDA run sees the
+same inputs as a CPU run.
+
+Backends, one API:
+- ``numba`` (CPU default): a fused kernel, parallel over members, that keeps one member's W in cache for a block of
+  steps and folds the update of step t−1 into the fields of step t (one pass over W per step).
+- ``torch`` (CUDA, or CPU without numba): two batched matmuls per step over the whole ensemble.
+The host syncs only at checkpoints, where the order parameters give the exact population risk
+(theory.committee.risk) and diverged members are frozen.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from phaselab.models import committee, g_prime, order_parameters
+from phaselab.models import committee, g, g_prime, order_parameters
 from phaselab.theory.committee import risk as population_risk
+
+try:
+    from phaselab import _kernels
+except ImportError:  # numba missing: the torch backend does everything
+    _kernels = None
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -34,6 +47,25 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def pick_backend(device: torch.device, backend: str = "auto") -> str:
+    if backend == "auto":
+        return "numba" if device.type == "cpu" and _kernels is not None else "torch"
+    if backend == "numba" and (device.type != "cpu" or _kernels is None):
+        raise RuntimeError("backend 'numba' needs the CPU and the numba package")
+    return backend
+
+
+def row_length(d: int) -> int:
+    """Length of one stream row: d inputs and one label-noise sample, rounded up to a multiple of 16."""
+    return 16 * math.ceil((d + 1) / 16)
+
+
+def stream_rows(generators: list[torch.Generator], n: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The next n steps of every group's stream: inputs X (S, n, d) and label noise ξ (S, n), on the CPU."""
+    Z = torch.stack([torch.randn(n, row_length(d), generator=gen) for gen in generators])
+    return Z[..., :d], Z[..., d]
+
+
 @dataclass
 class EnsembleResult:
     risk: np.ndarray  # (S, G, T) excess population risk at the checkpoints; NaN after divergence
@@ -43,6 +75,17 @@ class EnsembleResult:
     M0: np.ndarray  # (S, p, k)
     seconds: float
     member_steps_per_s: float
+    backend: str
+
+
+def _torch_block(Wf, X, y, step_size, S, G, p):
+    """n SGD steps of the whole ensemble with batched matmuls; Wf (S, G·p, d) is updated in place."""
+    for t in range(X.shape[1]):
+        x = X[:, t]  # (S, d), already divided by √d
+        lam = torch.matmul(x[:, None, :], Wf.transpose(-1, -2)).view(S, G, p)
+        err = y[:, t, None] - committee(lam)  # (S, G)
+        coef = (step_size * err)[..., None] * g_prime(lam)  # (S, G, p)
+        Wf.baddbmm_(coef.view(S, G * p, 1), x[:, None, :])
 
 
 def train_committee_ensemble(
@@ -55,6 +98,7 @@ def train_committee_ensemble(
     test_x: np.ndarray | None = None,
     test_f: np.ndarray | None = None,
     device: str | torch.device = "cpu",
+    backend: str = "auto",
     divergence_threshold: float = 1e4,
     block: int = 256,
     log=None,
@@ -62,27 +106,33 @@ def train_committee_ensemble(
     """Train S×G committee machines by one-pass SGD.
 
     W0 (S, p, d): initial student of each seed group, copied to its G members; teacher (S, k, d); lr (G,) or (S, G)
-    learning rates γ; checkpoints: increasing integer step counts (0 allowed), the last one is the run length;
+    learning rates γ; checkpoints: non-decreasing integer step counts (0 allowed), the last one is the run length;
     stream_seeds: one seed per group for inputs and label noise. A member is diverged when its weights become
     non-finite or max_j Q_jj exceeds ``divergence_threshold``; it is then frozen and its risk is NaN.
     """
     device = torch.device(device)
+    backend = pick_backend(device, backend)
     S, p, d = W0.shape
     k = teacher.shape[1]
     lr = np.broadcast_to(np.asarray(lr, dtype=np.float64), (S, np.shape(lr)[-1]))
     G = lr.shape[1]
     checkpoints = np.asarray(checkpoints, dtype=np.int64)
-    W = torch.as_tensor(W0, device=device).unsqueeze(1).repeat(1, G, 1, 1).contiguous()  # (S, G, p, d)
-    Wt = torch.as_tensor(teacher, device=device)  # (S, k, d)
-    step_size = torch.as_tensor(lr / (p * math.sqrt(d)), dtype=torch.float32, device=device)  # (S, G)
+    W = torch.as_tensor(W0, dtype=torch.float32, device=device).unsqueeze(1).repeat(1, G, 1, 1).contiguous()
+    Wt_cpu = torch.as_tensor(teacher, dtype=torch.float32)  # (S, k, d): teacher labels are made on the CPU
+    Wt = Wt_cpu.to(device)
+    # the fields use x/√d, so the update W += γ/(p√d)·err·σ'·x is W += (γ/p)·err·σ'·(x/√d)
+    step_size = torch.as_tensor(lr / p, dtype=torch.float32, device=device)  # (S, G)
     generators = [torch.Generator().manual_seed(int(s)) for s in stream_seeds]
     P = (Wt @ Wt.transpose(-1, -2) / d).double().cpu().numpy()  # (S, k, k)
 
     risk = np.full((S, G, len(checkpoints)), np.nan)
     diverged = np.full((S, G), -1, dtype=np.int64)
     Q0, M0 = (a[:, 0].double().cpu().numpy() for a in order_parameters(W[:, :1], Wt))
-    sqrt_d, sqrt_noise = math.sqrt(d), math.sqrt(noise)
     Wf = W.view(S, G * p, d)
+    if backend == "numba":
+        W_np, group = W.numpy().reshape(S * G, p, d), np.repeat(np.arange(S), G)
+        step_np = step_size.numpy().reshape(S * G)  # views: freezing a member below reaches the kernel
+    inv_sqrt_d, sqrt_noise = 1.0 / math.sqrt(d), math.sqrt(noise)
 
     def checkpoint(i: int, step: int) -> None:
         Q, M = order_parameters(W, Wt)
@@ -94,48 +144,62 @@ def train_committee_ensemble(
             mask = torch.as_tensor(bad, device=device)
             W[mask] = 0.0
             step_size[mask] = 0.0
+            Q[bad], M[bad] = 0.0, 0.0
         r = population_risk(Q, M, P[:, None], p, k)
         risk[:, :, i] = np.where(diverged < 0, r, np.nan)
 
-    started, done = time.perf_counter(), 0
-    ci = 0
-    if checkpoints[0] == 0:
-        checkpoint(0, 0)
-        ci = 1
+    started, done, ci = time.perf_counter(), 0, 0
     total = int(checkpoints[-1])
-    while done < total:
+    while ci < len(checkpoints):
         n = min(block, int(checkpoints[ci]) - done)
-        X = torch.stack([torch.randn(n, d, generator=gen) for gen in generators]).to(device)  # (S, n, d)
-        xi = torch.stack([torch.randn(n, generator=gen) for gen in generators]).to(device)  # (S, n)
-        y = committee(X @ Wt.transpose(-1, -2) / sqrt_d) + sqrt_noise * xi  # (S, n)
-        for t in range(n):
-            x = X[:, t]  # (S, d)
-            lam = torch.matmul(x[:, None, :], Wf.transpose(-1, -2)).view(S, G, p) / sqrt_d
-            err = y[:, t, None] - committee(lam)  # (S, G)
-            coef = (step_size * err)[..., None] * g_prime(lam)  # (S, G, p)
-            Wf.baddbmm_(coef.view(S, G * p, 1), x[:, None, :])
-        done += n
+        if n > 0:
+            X, xi = stream_rows(generators, n, d)
+            X = X * inv_sqrt_d
+            y = g(torch.bmm(X, Wt_cpu.transpose(-1, -2))).mean(-1) + sqrt_noise * xi  # teacher labels (S, n)
+            if backend == "numba":
+                _kernels.sgd_block(W_np, X.numpy(), y.numpy(), group, step_np)
+            else:
+                _torch_block(Wf, X.to(device), y.to(device), step_size, S, G, p)
+            done += n
         if done == checkpoints[ci]:
             checkpoint(ci, done)
             ci += 1
-            if log is not None:
+            if log is not None and done:
                 elapsed = time.perf_counter() - started
-                eta = elapsed / done * (total - done)
-                print(
-                    f"[train] step {done}/{total} (t = {done / d:.3g}), {S * G} members, "
-                    f"{elapsed:.1f}s elapsed, ETA {eta:.1f}s",
-                    file=log,
-                    flush=True,
-                )
+                print(f"[train] step {done}/{total} (t = {done / d:.3g}), {S * G} members, {elapsed:.1f}s elapsed, "
+                      f"ETA {elapsed / done * (total - done):.1f}s", file=log, flush=True)
     seconds = time.perf_counter() - started
 
     test_risk = np.full((S, G), np.nan)
     if test_x is not None:
-        Xt = torch.as_tensor(test_x, device=device)  # (S, n, d)
-        lam = torch.matmul(Xt, Wf.transpose(-1, -2)).view(S, -1, G, p) / sqrt_d  # (S, n, G, p)
-        f = committee(lam).double().cpu().numpy()  # (S, n, G)
-        test_risk = 0.5 * ((np.asarray(test_f)[:, :, None] - f) ** 2).mean(axis=1)
+        Xt = torch.as_tensor(test_x, dtype=torch.float32, device=device) * inv_sqrt_d  # (S, n, d)
+        f = committee(torch.matmul(Xt, Wf.transpose(-1, -2)).view(S, -1, G, p)).double().cpu().numpy()
+        test_risk = 0.5 * ((np.asarray(test_f)[:, :, None] - f) ** 2).mean(axis=1)  # (S, G)
         test_risk[diverged >= 0] = np.nan
-    return EnsembleResult(risk, test_risk, diverged, Q0, M0, seconds, S * G * total / max(seconds, 1e-9))
+    rate = S * G * total / max(seconds, 1e-9)
+    return EnsembleResult(risk, test_risk, diverged, Q0, M0, seconds, rate, backend)
 
 
+def train_one_member(w0: np.ndarray, teacher: np.ndarray, lr: float, checkpoints, stream_seed: int,
+                     noise: float = 0.0) -> np.ndarray:
+    """The natural per-run loop: one member, plain PyTorch, one fresh Gaussian draw per step.
+
+    The reference the batched engine is checked and benchmarked against; returns the risk at the checkpoints.
+    """
+    w, teacher = torch.as_tensor(w0, dtype=torch.float32).clone(), torch.as_tensor(teacher, dtype=torch.float32)
+    p, d = w.shape
+    gen, L, sqrt_d = torch.Generator().manual_seed(int(stream_seed)), row_length(d), math.sqrt(d)
+    P = (teacher @ teacher.T / d).double().numpy()
+    out, step = [], 0
+    for stop in checkpoints:
+        for _ in range(int(stop) - step):
+            z = torch.randn(L, generator=gen)
+            x, xi = z[:d], z[d]
+            y = g(teacher @ x / sqrt_d).mean() + math.sqrt(noise) * xi
+            lam = w @ x / sqrt_d
+            err = y - g(lam).mean()
+            w += (lr / (p * sqrt_d)) * err * g_prime(lam)[:, None] * x[None, :]
+        step = int(stop)
+        Q, M = (w @ w.T / d).double().numpy(), (w @ teacher.T / d).double().numpy()
+        out.append(population_risk(Q, M, P, p, teacher.shape[0]))
+    return np.array(out)
