@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from phaselab import config as cfg
+from phaselab.experiments import sgd_phase_diagram as pd
 
 
 def checked(config):
@@ -95,24 +96,24 @@ def test_defaults_filled_and_quick_default_valid(root):
 def test_cell_ids_carry_integers_only():
     a = checked(with_change("experiments.tiny.grid.kappa", [0.001, 0.5]))
     b = checked(with_change("experiments.tiny.grid.kappa", [1e-3, 5e-1]))
-    ids_a = [c["id"] for c in cfg.shape_cells(a["experiments"]["tiny"])]
-    ids_b = [c["id"] for c in cfg.shape_cells(b["experiments"]["tiny"])]
+    ids_a = [c["id"] for c in pd.cells(a["experiments"]["tiny"])]
+    ids_b = [c["id"] for c in pd.cells(b["experiments"]["tiny"])]
     assert ids_a == ids_b == ["d16_kappa1", "d16_kappa500", "d32_kappa1", "d32_kappa500"]
     assert all("." not in i and "e-" not in i for i in ids_a)
 
 
 def test_width_and_learning_rate_scalings():
-    assert cfg.width(1000, 0.5) == 32  # round(31.62)
-    assert cfg.width(10, -1.0) == 1  # at least one hidden unit
-    assert cfg.learning_rate(2.0, 100, 0.5) == pytest.approx(0.2)
-    assert cfg.learning_rate(1.0, 100, -0.5) == pytest.approx(10.0)
+    assert pd.width(1000, 0.5) == 32  # round(31.62)
+    assert pd.width(10, -1.0) == 1  # at least one hidden unit
+    assert pd.learning_rate(2.0, 100, 0.5) == pytest.approx(0.2)
+    assert pd.learning_rate(1.0, 100, -0.5) == pytest.approx(10.0)
 
 
 def test_horizon_scales_with_slowest_member():
     exp = copy.deepcopy(checked(tiny_config("r"))["experiments"]["tiny"])
     exp["train"].update(time=2.0, max_time=1e6)
     exp["grid"].update(d=[100], kappa=[0.0], delta=[0.5])  # η = 0.1: horizon ≥ 2 / 0.1 = 20
-    (cell,) = cfg.shape_cells(exp)
+    (cell,) = pd.cells(exp)
     assert 20 <= cell["horizon"] < 20 * 10 ** (1 / 4) and cell["steps"][-1] == round(cell["horizon"] * 100)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from phaselab import plots
+from phaselab import plots as common
+from phaselab.plots import phase_diagram as plots
 
 matplotlib = pytest.importorskip("matplotlib")
 from matplotlib.colors import LogNorm  # noqa: E402
@@ -160,7 +162,7 @@ def _all_text(fig):
 def test_phase_diagram(data, tmp_path):
     metrics, theory = data
     fig = plots.phase_diagram(metrics, theory)
-    raw = _check_png(plots.save(fig, tmp_path / "phase.png"))
+    raw = _check_png(common.save(fig, tmp_path / "phase.png"))
     assert b"phaselab:experiment" in raw and b"synthetic" in raw
 
     expected = _expected_seed_mean(metrics)  # (d, kappa, delta)
@@ -228,7 +230,7 @@ def test_phase_diagram(data, tmp_path):
 def test_risk_curves(data, tmp_path):
     metrics, theory = data
     fig = plots.risk_curves(metrics, theory)
-    _check_png(plots.save(fig, tmp_path / "curves.png"))
+    _check_png(common.save(fig, tmp_path / "curves.png"))
     assert "ODE (Saad & Solla)" in _all_text(fig)
     assert "95 % CI of the seed mean (Student t)" in _all_text(fig)
     tpos = TIME > 0
@@ -268,7 +270,7 @@ def test_risk_curves(data, tmp_path):
 def test_asymptotic_risk(data, tmp_path):
     metrics, theory = data
     fig = plots.asymptotic_risk(metrics, theory)
-    _check_png(plots.save(fig, tmp_path / "asym.png"))
+    _check_png(common.save(fig, tmp_path / "asym.png"))
     (ax,) = [a for a in fig.axes if a.get_visible()]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert ax.get_xlabel().startswith("input dimension d")
@@ -283,7 +285,7 @@ def test_asymptotic_risk(data, tmp_path):
         np.testing.assert_allclose(sim.get_xdata(), D)
         np.testing.assert_allclose(sim.get_ydata(), mean, rtol=1e-12)
         slope = np.log(mean[1] / mean[0]) / np.log(D[1] / D[0])
-        assert f"κ = {plots._fmt(kp)}, δ = {plots._fmt(dl)}: fitted slope {plots._fmt(round(slope, 2))}" \
+        assert f"κ = {common.fmt(kp)}, δ = {common.fmt(dl)}: fitted slope {common.fmt(round(slope, 2))}" \
             in legend_txt
         guides = _lines(ax, f"guide:{tag}")
         if kp == 0.0:
@@ -311,15 +313,15 @@ def test_empty_regions(tmp_path):
     m, t = make_datasets(kappa=[0.0], delta=[0.25, 0.5])
     fig = plots.risk_curves(m, t)
     assert "no cells on the κ+δ=0 line in this grid" in _all_text(fig)
-    _check_png(plots.save(fig, tmp_path / "empty_curves.png"), min_bytes=5_000)
+    _check_png(common.save(fig, tmp_path / "empty_curves.png"), min_bytes=5_000)
 
     m, t = make_datasets(kappa=[0.0], delta=[-0.75, -0.25])
     fig = plots.asymptotic_risk(m, t)
     assert "no cells with κ+δ > 0 in this grid" in _all_text(fig)
-    _check_png(plots.save(fig, tmp_path / "empty_asym.png"), min_bytes=5_000)
+    _check_png(common.save(fig, tmp_path / "empty_asym.png"), min_bytes=5_000)
     # a grid with only kappa+delta <= 0 cells still gets a phase diagram
     fig = plots.phase_diagram(m, t)
-    _check_png(plots.save(fig, tmp_path / "phase_neg.png"))
+    _check_png(common.save(fig, tmp_path / "phase_neg.png"))
 
 
 def test_netcdf_roundtrip(data, tmp_path):
@@ -341,23 +343,23 @@ def test_save_is_atomic(data, tmp_path):
     metrics, theory = data
     fig = plots.risk_curves(metrics, theory)
     out = tmp_path / "sub" / "fig.png"
-    plots.save(fig, out)
+    common.save(fig, out)
     first = _check_png(out)
 
-    def broken_savefig(fh, **kwargs):
-        fh.write(b"partial")
+    def broken_savefig(path, **kwargs):
+        Path(path).write_bytes(b"partial")
         raise RuntimeError("disk full")
 
     fig.savefig = broken_savefig
     with pytest.raises(RuntimeError, match="disk full"):
-        plots.save(fig, out)
+        common.save(fig, out)
     assert out.read_bytes() == first  # old file untouched
     assert os.listdir(out.parent) == ["fig.png"]  # temp file removed
 
 
 def test_seed_band_is_the_student_t_interval():
     values = np.array([[10.0, 2.0], [11.0, 4.0], [12.0, 9.0]])  # 3 seeds × 2 points
-    mean, lo, hi, count = plots._seed_stats(values, axis=0)
+    mean, lo, hi, count = common.seed_stats(values, axis=0)
     half = 4.302652729911275 * values.std(axis=0, ddof=1) / np.sqrt(3)  # t_{0.975, 2}
     np.testing.assert_allclose(mean, [11.0, 5.0])
     np.testing.assert_allclose(hi, mean + half)

@@ -65,17 +65,7 @@ def student_init(d: int, p: int, n_seeds: int, init_scale: float, config_seed: i
 
 def save_npz_atomic(path, **arrays) -> None:
     """np.savez to a temporary file beside ``path``, then rename: a killed job never leaves a half file."""
-    import os
-    import tempfile
+    from phaselab.atomic import replacing
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)

@@ -55,6 +55,16 @@ def pick_backend(device: torch.device, backend: str = "auto") -> str:
     return backend
 
 
+def set_threads(threads: int) -> None:
+    """CPU threads for both backends (Snakemake's ``threads`` of the job)."""
+    threads = max(1, int(threads))
+    torch.set_num_threads(threads)
+    if _kernels is not None:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
 def row_length(d: int) -> int:
     """Length of one stream row: d inputs and one label-noise sample, rounded up to a multiple of 16."""
     return 16 * math.ceil((d + 1) / 16)
@@ -88,7 +98,7 @@ def _torch_block(Wf, X, y, step_size, S, G, p):
         Wf.baddbmm_(coef.view(S, G * p, 1), x[:, None, :])
 
 
-def train_committee_ensemble(
+def _train(
     W0: np.ndarray,
     teacher: np.ndarray,
     lr: np.ndarray,
@@ -103,15 +113,7 @@ def train_committee_ensemble(
     block: int = 256,
     log=None,
 ) -> EnsembleResult:
-    """Train S×G committee machines by one-pass SGD.
-
-    W0 (S, p, d): initial student of each seed group, copied to its G members; teacher (S, k, d); lr (G,) or (S, G)
-    learning rates γ; checkpoints: non-decreasing integer step counts (0 allowed), the last one is the run length;
-    stream_seeds: one seed per group for inputs and label noise. A member is diverged when its weights become
-    non-finite or max_j Q_jj exceeds ``divergence_threshold``; it is then frozen and its risk is NaN.
-    """
     device = torch.device(device)
-    backend = pick_backend(device, backend)
     S, p, d = W0.shape
     k = teacher.shape[1]
     lr = np.broadcast_to(np.asarray(lr, dtype=np.float64), (S, np.shape(lr)[-1]))
@@ -178,6 +180,75 @@ def train_committee_ensemble(
         test_risk[diverged >= 0] = np.nan
     rate = S * G * total / max(seconds, 1e-9)
     return EnsembleResult(risk, test_risk, diverged, Q0, M0, seconds, rate, backend)
+
+
+def ensemble_bytes(n_groups: int, members: int, p: int, d: int, block: int = 256) -> int:
+    """Working set of one ensemble chunk: weights, one block of the stream, its fields (float32)."""
+    return 4 * (n_groups * members * p * d + n_groups * block * (row_length(d) + d) + n_groups * members * p * block)
+
+
+def train_committee_ensemble(
+    W0: np.ndarray,
+    teacher: np.ndarray,
+    lr: np.ndarray,
+    checkpoints: np.ndarray,
+    stream_seeds: list[int],
+    noise: float = 0.0,
+    test_x: np.ndarray | None = None,
+    test_f: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+    backend: str = "auto",
+    divergence_threshold: float = 1e4,
+    memory_budget_mb: float = 2048,
+    block: int = 256,
+    log=None,
+) -> EnsembleResult:
+    """Train S×G committee machines by one-pass SGD.
+
+    W0 (S, p, d): initial student of each seed group, copied to its G members; teacher (S, k, d); lr (G,) or (S, G)
+    learning rates γ; checkpoints: non-decreasing integer step counts (0 allowed), the last one is the run length;
+    stream_seeds: one seed per group for inputs and label noise. A member is diverged when its weights become
+    non-finite or max_j Q_jj exceeds ``divergence_threshold``; it is then frozen and its risk is NaN.
+
+    The ensemble is split into chunks of seed groups (and of members within a group) whose working set fits
+    ``memory_budget_mb``; chunks run one after the other and give the same numbers as one run, since every member
+    depends only on its own group's stream.
+    """
+    device = torch.device(device)
+    backend = pick_backend(device, backend)
+    S, p, d = W0.shape
+    lr = np.broadcast_to(np.asarray(lr, dtype=np.float64), (S, np.shape(lr)[-1]))
+    G = lr.shape[1]
+    budget = memory_budget_mb * 2**20
+    groups = max(1, min(S, int(budget // max(ensemble_bytes(1, G, p, d, block), 1))))
+    members = G if groups > 1 or ensemble_bytes(1, G, p, d, block) <= budget else max(
+        1, int((budget - ensemble_bytes(1, 0, p, d, block)) // (4 * p * (d + block))))
+    kwargs = dict(noise=noise, device=device, backend=backend, divergence_threshold=divergence_threshold,
+                  block=block, log=log)
+    if groups >= S and members >= G:
+        return _train(W0, teacher, lr, checkpoints, stream_seeds, test_x=test_x, test_f=test_f, **kwargs)
+    if log is not None:
+        print(f"[train] memory budget {memory_budget_mb} MB: chunks of {groups} seed groups x {members} members",
+              file=log, flush=True)
+    parts = []
+    for s0 in range(0, S, groups):
+        row = []
+        for g0 in range(0, G, members):
+            sl, gl = slice(s0, s0 + groups), slice(g0, g0 + members)
+            row.append(_train(W0[sl], teacher[sl], lr[sl, gl], checkpoints, stream_seeds[sl],
+                              test_x=None if test_x is None else test_x[sl],
+                              test_f=None if test_f is None else test_f[sl], **kwargs))
+        parts.append(row)
+
+    def cat(field, axis_g=1):
+        return np.concatenate([np.concatenate([getattr(r, field) for r in row], axis=axis_g) for row in parts], 0)
+
+    seconds = sum(r.seconds for row in parts for r in row)
+    return EnsembleResult(
+        cat("risk"), cat("test_risk"), cat("diverged_step"),
+        np.concatenate([row[0].Q0 for row in parts]), np.concatenate([row[0].M0 for row in parts]),
+        seconds, S * G * int(checkpoints[-1]) / max(seconds, 1e-9), backend,
+    )
 
 
 def train_one_member(w0: np.ndarray, teacher: np.ndarray, lr: float, checkpoints, stream_seed: int,

@@ -1,9 +1,8 @@
-# Config validation and grid expansion, once, at parse time. Nothing here imports torch.
-
-
+# Config validation and the expansion of every experiment into cells, once, at parse time (no torch here).
 from snakemake.utils import min_version, validate
 
 from phaselab import config as phaselab_config
+from phaselab import experiments as phaselab_experiments
 
 min_version("9.0")
 
@@ -17,29 +16,41 @@ except phaselab_config.ConfigError as err:
 
 RESULTS = config["results"]
 EXPERIMENTS = config["experiments"]
-CELLS = {name: phaselab_config.shape_cells(exp) for name, exp in EXPERIMENTS.items()}
-FIGURE_NAMES = ["phase_diagram", "risk_curves", "asymptotic_risk"]
+MODULES = {
+    name: phaselab_experiments.get(exp["type"]) for name, exp in EXPERIMENTS.items()
+}
+CELLS = {
+    name: {c["id"]: c for c in MODULES[name].cells(exp)}
+    for name, exp in EXPERIMENTS.items()
+}
+FIGURES = {
+    figure: sorted(n for n in EXPERIMENTS if figure in MODULES[n].FIGURES)
+    for figure in sorted({f for m in MODULES.values() for f in m.FIGURES})
+}
 
 
-def cell_ids(experiment):
-    return [cell["id"] for cell in CELLS[experiment]]
+def cell_data(wildcards):
+    """The data file a cell reads, or nothing for cells that draw their data themselves."""
+    data_id = CELLS[wildcards.experiment][wildcards.cell]["data"]
+    return f"{RESULTS}/{wildcards.experiment}/data/{data_id}.npz" if data_id else []
 
 
-def cell_d(wildcards):
-    return next(
-        c["d"] for c in CELLS[wildcards.experiment] if c["id"] == wildcards.cell
-    )
+def cell_outputs(wildcards):
+    return [
+        f"{RESULTS}/{wildcards.experiment}/cells/{cell}.nc"
+        for cell in CELLS[wildcards.experiment]
+    ]
 
 
 def all_targets():
     return [
         f"{RESULTS}/{name}/figures/{figure}.png"
         for name in EXPERIMENTS
-        for figure in FIGURE_NAMES
+        for figure in MODULES[name].FIGURES
     ]
 
 
 wildcard_constraints:
-    experiment="[A-Za-z][A-Za-z0-9_]*",
-    cell="d[0-9]+_kappa-?[0-9]+",
-    d="[0-9]+",
+    experiment="|".join(EXPERIMENTS),
+    cell="[A-Za-z0-9_-]+",
+    data_id="[A-Za-z0-9_-]+",

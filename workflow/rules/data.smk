@@ -1,9 +1,11 @@
 rule data:
-    """Teacher weights and held-out test sets of every seed at dimension d."""
+    """Data shared by the cells of an experiment (e.g. teachers and held-out sets at one d)."""
     output:
-        f"{RESULTS}/{{experiment}}/data/d{{d}}.npz",
+        f"{RESULTS}/{{experiment}}/data/{{data_id}}.npz",
     log:
-        f"{RESULTS}/{{experiment}}/logs/data/d{{d}}.log",
+        f"{RESULTS}/{{experiment}}/logs/data/{{data_id}}.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/data/{{data_id}}.tsv"
     conda:
         "../../envs/analysis.yaml"
     resources:

@@ -1,4 +1,5 @@
-for figure_name in FIGURE_NAMES:
+# One rule per figure name (its caption is workflow/report/<figure>.rst), for the experiments that draw it.
+for figure_name, figure_experiments in FIGURES.items():
 
     rule:
         """One figure of an experiment, simulation beside theory, in the report with its caption."""
@@ -16,6 +17,10 @@ for figure_name in FIGURE_NAMES:
             ),
         log:
             f"{RESULTS}/{{experiment}}/logs/figures/{figure_name}.log",
+        benchmark:
+            f"{RESULTS}/{{experiment}}/benchmarks/figures/{figure_name}.tsv"
+        wildcard_constraints:
+            experiment="|".join(figure_experiments),
         conda:
             "../../envs/analysis.yaml"
         resources:

@@ -1,15 +1,13 @@
 rule metrics:
     """All cells of an experiment merged into one labelled xarray Dataset (netCDF4) with provenance."""
     input:
-        lambda wc: expand(
-            f"{RESULTS}/{{experiment}}/cells/{{cell}}.nc",
-            experiment=wc.experiment,
-            cell=cell_ids(wc.experiment),
-        ),
+        cell_outputs,
     output:
         f"{RESULTS}/{{experiment}}/metrics.nc",
     log:
         f"{RESULTS}/{{experiment}}/logs/metrics.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/metrics.tsv"
     conda:
         "../../envs/analysis.yaml"
     resources:

@@ -1,11 +1,13 @@
 rule theory:
-    """Saad-Solla ODE curves from each seed's initial order parameters, and the phase of every cell."""
+    """Theory beside the measurements: curves from the experiment's theory module, on the same coordinates."""
     input:
         f"{RESULTS}/{{experiment}}/metrics.nc",
     output:
         f"{RESULTS}/{{experiment}}/theory.nc",
     log:
         f"{RESULTS}/{{experiment}}/logs/theory.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/theory.tsv"
     conda:
         "../../envs/analysis.yaml"
     resources:

@@ -1,7 +1,7 @@
 rule train:
-    """One shape cell (d, kappa): every (delta, seed) member trained together as one batched ensemble."""
+    """One cell: all its members (learning rates x seeds) trained together as one batched ensemble."""
     input:
-        data=lambda wc: f"{RESULTS}/{wc.experiment}/data/d{cell_d(wc)}.npz",
+        data=cell_data,
     output:
         f"{RESULTS}/{{experiment}}/cells/{{cell}}.nc",
     log:

@@ -1,8 +1,8 @@
-"""Rule data: teachers and held-out test sets at one input dimension."""
+"""Rule data: the data one or more cells of an experiment read."""
 
 from _log import logged
 
 from phaselab.stages import make_data
 
 with logged(snakemake):  # noqa: F821 (injected by Snakemake)
-    make_data(snakemake.config, snakemake.wildcards.experiment, int(snakemake.wildcards.d), snakemake.output[0])
+    make_data(snakemake.config, snakemake.wildcards.experiment, snakemake.wildcards.data_id, snakemake.output[0])

@@ -5,4 +5,11 @@ from _log import logged
 from phaselab.stages import make_figure
 
 with logged(snakemake):  # noqa: F821 (injected by Snakemake)
-    make_figure(snakemake.params.figure, snakemake.input.metrics, snakemake.input.theory, snakemake.output[0])
+    make_figure(
+        snakemake.config,
+        snakemake.wildcards.experiment,
+        snakemake.params.figure,
+        snakemake.input.metrics,
+        snakemake.input.theory,
+        snakemake.output[0],
+    )

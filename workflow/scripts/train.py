@@ -1,4 +1,4 @@
-"""Rule train: one shape cell trained as one batched ensemble (progress and device go to the log)."""
+"""Rule train: one cell trained as one batched ensemble (progress and device go to the log)."""
 
 from _log import logged
 
@@ -9,7 +9,7 @@ with logged(snakemake) as log:  # noqa: F821 (injected by Snakemake)
         snakemake.config,
         snakemake.wildcards.experiment,
         snakemake.wildcards.cell,
-        snakemake.input.data,
+        snakemake.input.data or None,
         snakemake.output[0],
         threads=snakemake.threads,
         log=log,

@@ -1,4 +1,4 @@
-"""Figures for the phase diagram of online SGD in two-layer erf committee machines.
+"""Figures of the sgd_phase_diagram experiment: the phase diagram of online SGD in two-layer erf committee machines.
 
 All functions take the two xarray Datasets written by the pipeline
 (``results/<experiment>/metrics.nc`` and ``results/<experiment>/theory.nc``)
@@ -24,10 +24,6 @@ Statistics used throughout:
 
 from __future__ import annotations
 
-import os
-import tempfile
-import warnings
-from pathlib import Path
 
 import matplotlib
 
@@ -43,20 +39,19 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
-__all__ = [
-    "phase_diagram",
-    "risk_curves",
-    "asymptotic_risk",
-    "save",
-    "LINE_TOL",
-    "RISK_LABEL",
-    "KAPPA_LABEL",
-    "DELTA_LABEL",
-    "TIME_LABEL",
-]
+from phaselab.plots import (  # noqa: E402
+    LINE_TOL,
+    decode,
+    empty_panel,
+    fit_slope,
+    fmt,
+    new_figure,
+    provenance,
+    seed_stats,
+    sel_cell,
+)
 
-#: tolerance used to decide that a cell lies on kappa + delta = 0 (or kappa = 0)
-LINE_TOL = 1e-9
+
 
 RISK_LABEL = "final excess risk R (dimensionless)"
 KAPPA_LABEL = "width exponent κ (p = d^κ)"
@@ -68,7 +63,6 @@ D_LABEL = "input dimension d (dimensionless)"
 ALL_DIVERGED_COLOR = "0.55"
 NO_DATA_HATCH = "////"
 CMAP = "viridis"
-DPI = 120
 
 PHASE_NOTE = (
     "κ+δ > 0: perfect learning  |  κ+δ = 0: Saad–Solla  |  "
@@ -83,17 +77,6 @@ CAPPED_MARKER = "s"
 CAPPED_LABEL = "run capped by max_time before t = time/η (not yet asymptotic)"
 
 
-def _fmt(v: float) -> str:
-    """Compact number with a typographic minus sign."""
-    return f"{float(v):g}".replace("-", "−")
-
-
-def _decode(s) -> str:
-    if isinstance(s, bytes):
-        return s.decode()
-    return str(s)
-
-
 def _sorted(ds: xr.Dataset | None) -> xr.Dataset | None:
     if ds is None:
         return None
@@ -106,7 +89,7 @@ def _member_masks(metrics: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
     ref = metrics["final_risk"]
     if "status" in metrics:
         st = metrics["status"]
-        vals = np.vectorize(_decode, otypes=[object])(st.values) if st.size else st.values
+        vals = np.vectorize(decode, otypes=[object])(st.values) if st.size else st.values
         status = xr.DataArray(np.asarray(vals, dtype=object), dims=st.dims, coords=st.coords)
         div = status == "diverged"
         ok = status == "ok"
@@ -127,26 +110,6 @@ def _capped(metrics: xr.Dataset) -> xr.DataArray:
     return metrics["capped"].astype(bool)
 
 
-def _seed_stats(values: np.ndarray, axis: int = 0):
-    """nan-aware (mean, CI low, CI high, count) along ``axis``: the 95 % Student-t interval of the seed mean.
-
-    On log axes an interval reaching 0 is clipped at the smallest seed value (CI_NOTE says so in the legends).
-    """
-    from scipy.stats import t as student_t
-
-    values = np.asarray(values, dtype=float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-        mean = np.nanmean(values, axis=axis)
-        count = np.sum(np.isfinite(values), axis=axis)
-        sem = np.nanstd(values, axis=axis, ddof=1) / np.sqrt(count)
-        half = np.where(count > 1, student_t.ppf(0.975, np.maximum(count - 1, 1)) * sem, 0.0)
-        lo, hi = mean - half, mean + half
-        floor = np.nanmin(np.where(values > 0, values, np.nan), axis=axis) if values.shape[axis] else mean
-    lo = np.where(lo > 0, lo, np.fmin(floor, mean))
-    return mean, lo, hi, count
-
-
 def _edges(v) -> np.ndarray:
     """Cell edges so that cells are centred at the (sorted) grid values."""
     v = np.asarray(v, dtype=float)
@@ -164,46 +127,10 @@ def _title_context(metrics: xr.Dataset) -> str:
     if "teacher_k" in a:
         parts.append(f"teacher k = {a['teacher_k']}")
     if "noise" in a:
-        parts.append(f"Δ = {_fmt(a['noise'])}")
+        parts.append(f"Δ = {fmt(a['noise'])}")
     if "gamma0" in a:
-        parts.append(f"γ0 = {_fmt(a['gamma0'])}")
+        parts.append(f"γ0 = {fmt(a['gamma0'])}")
     return ", ".join(parts)
-
-
-def _provenance(metrics: xr.Dataset) -> dict[str, str]:
-    keys = ("experiment", "config_sha256", "phaselab_version", "git_revision",
-            "torch_version", "device", "teacher_k", "noise", "gamma0")
-    meta = {f"phaselab:{k}": str(metrics.attrs[k]) for k in keys if k in metrics.attrs}
-    return meta
-
-
-def _new_figure(ncols: int, nrows: int = 1, panel_w: float = 4.4, panel_h: float = 3.9,
-                extra_w: float = 0.0, extra_h: float = 0.0, sharey: bool = False):
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(panel_w * ncols + extra_w, panel_h * nrows + extra_h),
-        squeeze=False, layout="constrained", sharey=sharey,
-    )
-    return fig, axes
-
-
-def _empty_panel(ax, message: str, xlabel: str, ylabel: str) -> None:
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes,
-            fontsize=11, wrap=True,
-            bbox=dict(boxstyle="round", facecolor="0.95", edgecolor="0.6"))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_gid("empty-panel")
-
-
-def _sel_cell(da: xr.DataArray, **idx) -> xr.DataArray | None:
-    """Select by coordinate value with a float tolerance; None when absent."""
-    try:
-        return da.sel({k: v for k, v in idx.items() if k in da.dims},
-                      method="nearest", tolerance=1e-9)
-    except (KeyError, ValueError):
-        return None
 
 
 def _d_colors(n: int):
@@ -252,7 +179,7 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
     order = ("d", "delta", "kappa")
     fr = metrics["final_risk"].where(ok)
     fr_vals = fr.transpose(*order, "seed").values.astype(float)
-    mean, _, _, _ = _seed_stats(fr_vals, axis=-1)
+    mean, _, _, _ = seed_stats(fr_vals, axis=-1)
     n_div = div.sum("seed").transpose(*order).values.astype(int)
     capped = _capped(metrics).transpose(*order).values
 
@@ -273,7 +200,7 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
     cmap = plt.get_cmap(CMAP).with_extremes(bad=(0, 0, 0, 0))
 
     nd = max(len(ds_), 1)
-    fig, axes = _new_figure(nd, panel_w=4.0, panel_h=4.0, extra_w=1.2 + (1.6 if nd < 2 else 0.0),
+    fig, axes = new_figure(nd, panel_w=4.0, panel_h=4.0, extra_w=1.2 + (1.6 if nd < 2 else 0.0),
                             extra_h=1.3 + (1.0 if nd < 2 else 0.0), sharey=True)
     axes = axes[0]
 
@@ -332,9 +259,9 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
         ax.set_xlim(ke[0], ke[-1])
         ax.set_ylim(de[0], de[-1])
         if len(kappas) <= 12:
-            ax.set_xticks(kappas, [_fmt(v) for v in kappas])
+            ax.set_xticks(kappas, [fmt(v) for v in kappas])
         if len(deltas) <= 14:
-            ax.set_yticks(deltas, [_fmt(v) for v in deltas])
+            ax.set_yticks(deltas, [fmt(v) for v in deltas])
         ax.set_title(f"d = {int(d)}")
         ax.set_xlabel(KAPPA_LABEL)
         if k == 0:
@@ -342,7 +269,7 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
         ax.set_gid(f"panel d={int(d)}")
 
     if len(ds_) == 0:
-        _empty_panel(axes[0], "no d values in this grid", KAPPA_LABEL, DELTA_LABEL)
+        empty_panel(axes[0], "no d values in this grid", KAPPA_LABEL, DELTA_LABEL)
 
     sm = mcm.ScalarMappable(norm=norm, cmap=cmap)
     cbar = fig.colorbar(sm, ax=list(axes), label=RISK_LABEL, shrink=0.95, pad=0.02)
@@ -374,7 +301,7 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
     ctx = _title_context(metrics)
     fig.suptitle("Phase diagram of online SGD: seed-mean final excess risk"
                  + (f"\n{ctx}" if ctx else ""), fontsize=11)
-    fig.phaselab_metadata = _provenance(metrics)
+    fig.phaselab_metadata = provenance(metrics)
     return fig
 
 
@@ -407,12 +334,12 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
         title += f"\n{ctx}"
 
     if not cells:
-        fig, axes = _new_figure(1, panel_w=6.0, panel_h=4.0, extra_h=0.6)
-        _empty_panel(axes[0, 0], "no cells on the κ+δ=0 line in this grid",
+        fig, axes = new_figure(1, panel_w=6.0, panel_h=4.0, extra_h=0.6)
+        empty_panel(axes[0, 0], "no cells on the κ+δ=0 line in this grid",
                      TIME_LABEL, CURVE_RISK_LABEL)
         axes[0, 0].set_title("κ+δ = 0")
         fig.suptitle(title, fontsize=11)
-        fig.phaselab_metadata = _provenance(metrics)
+        fig.phaselab_metadata = provenance(metrics)
         return fig
 
     ok, div = _member_masks(metrics)
@@ -424,7 +351,7 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
 
     ncols = min(len(cells), 3)
     nrows = int(np.ceil(len(cells) / ncols))
-    fig, axes = _new_figure(ncols, nrows, panel_w=4.6, panel_h=3.8, extra_h=1.0)
+    fig, axes = new_figure(ncols, nrows, panel_w=4.6, panel_h=3.8, extra_h=1.0)
     flat = axes.ravel()
     ode_var = theory["ode_risk"] if theory is not None and "ode_risk" in theory else None
     any_ode = False
@@ -434,16 +361,16 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
         drew = False
         for k, d in enumerate(ds_):
             c = colors[k]
-            r = _sel_cell(metrics["risk"], d=d, kappa=kp, delta=dl)
-            okm = _sel_cell(ok, d=d, kappa=kp, delta=dl)
-            ndv = int(_sel_cell(div, d=d, kappa=kp, delta=dl).sum())
+            r = sel_cell(metrics["risk"], d=d, kappa=kp, delta=dl)
+            okm = sel_cell(ok, d=d, kappa=kp, delta=dl)
+            ndv = int(sel_cell(div, d=d, kappa=kp, delta=dl).sum())
             if "width" in metrics:
-                w = _sel_cell(metrics["width"], d=d, kappa=kp)
+                w = sel_cell(metrics["width"], d=d, kappa=kp)
                 widths.append(f"{int(w)}" if w is not None and np.isfinite(w) else "?")
             if ndv:
                 notes.append(f"d = {int(d)}: {ndv}/{n_seed} diverged, excluded")
             sim = r.transpose("seed", "time").values.astype(float)[okm.values.astype(bool)]
-            mean, lo, hi, _ = _seed_stats(sim[:, tpos], axis=0)
+            mean, lo, hi, _ = seed_stats(sim[:, tpos], axis=0)
             t = time[tpos]
             valid = np.isfinite(mean) & (mean > 0)
             if valid.any():
@@ -454,11 +381,11 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
                                 gid=f"band:d={int(d)}")
                 ax.plot(t[valid], mean[valid], color=c, linewidth=1.8, gid=f"sim:d={int(d)}")
             if ode_var is not None:
-                o = _sel_cell(ode_var, d=d, kappa=kp, delta=dl)
+                o = sel_cell(ode_var, d=d, kappa=kp, delta=dl)
                 if o is not None:
                     to = o["time"].values.astype(float)
                     op = to > 0
-                    om, _, _, _ = _seed_stats(o.transpose("seed", "time").values[:, op], axis=0)
+                    om, _, _, _ = seed_stats(o.transpose("seed", "time").values[:, op], axis=0)
                     ov = np.isfinite(om) & (om > 0)
                     if ov.any():
                         any_ode = drew = True
@@ -469,7 +396,7 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
         ax.set_xlabel(TIME_LABEL)
         ax.set_ylabel(CURVE_RISK_LABEL)
         ptxt = f"; p = {', '.join(widths)}" if widths else ""
-        ax.set_title(f"κ = {_fmt(kp)}, δ = {_fmt(dl)}{ptxt}", fontsize=10)
+        ax.set_title(f"κ = {fmt(kp)}, δ = {fmt(dl)}{ptxt}", fontsize=10)
         ax.set_gid(f"panel kappa={kp:g} delta={dl:g}")
         if notes:
             ax.text(0.03, 0.03, "\n".join(notes), transform=ax.transAxes, fontsize=7.5,
@@ -491,20 +418,13 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
     fig.legend(handles=handles, loc="outside lower center",
                ncol=min(len(handles), 4), fontsize=8.5, frameon=False)
     fig.suptitle(title, fontsize=11)
-    fig.phaselab_metadata = _provenance(metrics)
+    fig.phaselab_metadata = provenance(metrics)
     return fig
 
 
 # --------------------------------------------------------------------------- #
 # asymptotic risk in the perfect-learning region
 # --------------------------------------------------------------------------- #
-def _fit_slope(x: np.ndarray, y: np.ndarray) -> float:
-    m = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    if np.unique(x[m]).size < 2:
-        return float("nan")
-    return float(np.polyfit(np.log(x[m]), np.log(y[m]), 1)[0])
-
-
 def asymptotic_risk(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure:
     """Seed-mean final risk against d for every κ+δ > 0 cell, log-log.
 
@@ -522,12 +442,12 @@ def asymptotic_risk(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Fi
     title = "Final excess risk against d in the perfect-learning region κ+δ > 0"
     if ctx:
         title += f"\n{ctx}"
-    fig, axes = _new_figure(1, panel_w=6.2, panel_h=4.6, extra_w=3.6, extra_h=0.6)
+    fig, axes = new_figure(1, panel_w=6.2, panel_h=4.6, extra_w=3.6, extra_h=0.6)
     ax = axes[0, 0]
     fig.suptitle(title, fontsize=11)
-    fig.phaselab_metadata = _provenance(metrics)
+    fig.phaselab_metadata = provenance(metrics)
     if not cells:
-        _empty_panel(ax, "no cells with κ+δ > 0 in this grid", D_LABEL, RISK_LABEL)
+        empty_panel(ax, "no cells with κ+δ > 0 in this grid", D_LABEL, RISK_LABEL)
         ax.set_title("κ+δ > 0")
         return fig
 
@@ -541,9 +461,9 @@ def asymptotic_risk(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Fi
     any_ode = any_guide = False
     cell_handles = []
     for c, (kp, dl) in zip(colors, cells):
-        vals = _sel_cell(fr, kappa=kp, delta=dl).transpose("d", "seed").values.astype(float)
-        mean, lo, hi, _ = _seed_stats(vals, axis=1)
-        ndv = int(_sel_cell(div, kappa=kp, delta=dl).sum())
+        vals = sel_cell(fr, kappa=kp, delta=dl).transpose("d", "seed").values.astype(float)
+        mean, lo, hi, _ = seed_stats(vals, axis=1)
+        ndv = int(sel_cell(div, kappa=kp, delta=dl).sum())
         fin = np.isfinite(mean) & (mean > 0)
         tag = f"kappa={kp:g},delta={dl:g}"
         if fin.any():
@@ -553,22 +473,22 @@ def asymptotic_risk(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Fi
             eb = ax.errorbar(ds_[fin], mean[fin], yerr=yerr, color=c, marker="o", markersize=6,
                              linestyle="-", linewidth=1.4, capsize=3, zorder=3)
             eb.lines[0].set_gid(f"sim:{tag}")
-        slope = _fit_slope(ds_, mean)
-        label = f"κ = {_fmt(kp)}, δ = {_fmt(dl)}: fitted slope "
-        label += "n/a (< 2 d)" if not np.isfinite(slope) else _fmt(round(slope, 2))
+        slope = fit_slope(ds_, mean)
+        label = f"κ = {fmt(kp)}, δ = {fmt(dl)}: fitted slope "
+        label += "n/a (< 2 d)" if not np.isfinite(slope) else fmt(round(slope, 2))
         if abs(kp) < LINE_TOL:
-            label += f" (guide {_fmt(-dl)})"
+            label += f" (guide {fmt(-dl)})"
         if ndv:
             label += f"; {ndv} diverged run{'s' if ndv > 1 else ''} excluded"
-        n_cap = int(_sel_cell(capped, kappa=kp, delta=dl).sum())
+        n_cap = int(sel_cell(capped, kappa=kp, delta=dl).sum())
         if n_cap:
             label += f"; {n_cap} d capped by max_time, left out"
         cell_handles.append(Line2D([], [], color=c, marker="o", linestyle="-", label=label))
 
         if ode_var is not None:
-            o = _sel_cell(ode_var.where(~capped), kappa=kp, delta=dl)
+            o = sel_cell(ode_var.where(~capped), kappa=kp, delta=dl)
             if o is not None:
-                om, _, _, _ = _seed_stats(o.transpose("d", "seed").values, axis=1)
+                om, _, _, _ = seed_stats(o.transpose("d", "seed").values, axis=1)
                 ov = np.isfinite(om) & (om > 0)
                 if ov.any():
                     any_ode = True
@@ -601,42 +521,3 @@ def asymptotic_risk(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Fi
     return fig
 
 
-# --------------------------------------------------------------------------- #
-# saving
-# --------------------------------------------------------------------------- #
-def save(fig: Figure, path, dpi: int = DPI, metadata: dict | None = None) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically (temp file in the same directory + os.replace).
-
-    PNG text metadata: ``Software`` plus the provenance attributes of the metrics
-    Dataset (experiment, config_sha256, git_revision, ...) stored on figures made
-    by this module, updated with ``metadata``.  Returns the path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"Software": f"phaselab {_version()} / matplotlib {matplotlib.__version__}"}
-    meta.update(getattr(fig, "phaselab_metadata", {}) or {})
-    if metadata:
-        meta.update({str(k): str(v) for k, v in metadata.items()})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi, metadata=meta)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give a normal file mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def _version() -> str:
-    try:
-        from phaselab import __version__
-    except Exception:  # pragma: no cover
-        return "unknown"
-    return str(__version__)

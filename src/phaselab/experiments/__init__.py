@@ -1,0 +1,27 @@
+"""Experiment types. Each module turns one config section into cells, data, training, metrics, theory and figures.
+
+A module provides (nothing heavier than numpy may be imported at module level: the Snakefile imports ``cells``):
+
+- ``FIGURES``: names of its figures (captions: ``workflow/report/<figure>.rst``);
+- ``check(key, exp)``: cross-field checks the schema cannot express (raise ``phaselab.config.ConfigError``);
+- ``cells(exp)``: the training jobs, dicts with an integer-only ``id`` and the ``data`` id they read (or None);
+- ``make_data(config, name, data_id, out)``, ``train_cell(config, name, cell_id, data_path, out, threads, log)``,
+  ``collect(config, name, cell_paths, out)``, ``theory(config, name, metrics_path, out)``,
+  ``figure(figure_name, metrics, theory)`` → matplotlib Figure.
+
+A new experiment is a config file, a schema entry, one module here and, where needed, one data generator, one
+model and one theory module.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+TYPES = {
+    "sgd_phase_diagram": "phaselab.experiments.sgd_phase_diagram",
+}
+
+
+def get(type_name: str):
+    """The module of an experiment type."""
+    return importlib.import_module(TYPES[type_name])
