@@ -49,7 +49,7 @@ BAD = [
     ("experiments.tiny.train.gamma0", 0, "0 is less than or equal to the minimum of 0"),
     ("experiments.tiny.train.gamma0", -1.0, "-1.0 is less than or equal to the minimum of 0"),
     ("experiments.tiny.teacher.noise", -0.1, "-0.1 is less than the minimum of 0"),
-    ("experiments.tiny.type", "double_descent", "'double_descent' is not one of"),
+    ("experiments.tiny.type", "spin_glass", "'spin_glass' is not one of"),
     ("device", "tpu", "'tpu' is not one of"),
     ("experiments", {}, "should be non-empty"),
     ("experiments.tiny.grid", DELETE, "'grid' is a required property"),

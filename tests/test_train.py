@@ -92,3 +92,32 @@ def test_batched_engine_replays_the_per_run_loop():
             np.testing.assert_allclose(torch_run.risk[s, gi], single, rtol=2e-4)
     assert numba_run.backend == "numba" and torch_run.backend == "torch"
     assert (numba_run.risk[:, :, -1] < 0.8 * numba_run.risk[:, :, 0]).all()  # it learned
+
+
+def test_general_engine_equals_one_member_at_a_time():
+    """vmapped full-batch GD on linear regression: each member equals its own plain loop and the closed form."""
+    from phaselab.train import train_ensemble
+
+    gen = torch.Generator().manual_seed(0)
+    X, w_true = torch.randn(40, 5, generator=gen, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    y = X @ w_true
+
+    def loss(p, batch):
+        Xb, yb = batch
+        return 0.5 * ((Xb @ p["w"] - yb) ** 2).mean()
+
+    lr = torch.tensor([0.05, 0.2, 50.0], dtype=torch.float64)  # the last one is far above 2/λ_max: it diverges
+    run = train_ensemble({"w": torch.zeros(3, 5, dtype=torch.float64)}, loss, lambda step: (X, y), lr, [0, 10, 200],
+                         lambda p: {"loss": 0.5 * ((p["w"] @ X.T - y) ** 2).mean(1)}, batch_in_dims=None,
+                         divergence_threshold=1e6)
+    H = X.T @ X / 40
+    for m, eta in enumerate(lr[:2]):
+        w = torch.zeros(5, dtype=torch.float64)
+        for _ in range(200):
+            w = w - eta * (H @ w - X.T @ y / 40)
+        np.testing.assert_allclose(run.params["w"][m].numpy(), w.numpy(), rtol=1e-12)
+        # closed form of GD on a quadratic: w_t − w* = (I − ηH)^t (w_0 − w*)
+        closed = w_true - torch.linalg.matrix_power(torch.eye(5, dtype=torch.float64) - eta * H, 200) @ w_true
+        np.testing.assert_allclose(w.numpy(), closed.numpy(), atol=1e-10)
+    assert run.diverged_step.tolist() == [-1, -1, 10] and np.isnan(run.metrics["loss"][2, -1])
+    assert run.metrics["loss"][1, -1] < run.metrics["loss"][0, -1] < run.metrics["loss"][0, 0]

@@ -44,6 +44,8 @@ def check(config: dict) -> dict:
     from phaselab import experiments
 
     for name, exp in config["experiments"].items():
+        if exp["type"] not in experiments.TYPES:
+            fail(f"experiments.{name}.type", exp["type"], f"not implemented; known: {sorted(experiments.TYPES)}")
         experiments.get(exp["type"]).check(f"experiments.{name}", exp)
     return config
 

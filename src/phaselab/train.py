@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,9 +71,22 @@ def row_length(d: int) -> int:
     return 16 * math.ceil((d + 1) / 16)
 
 
-def stream_rows(generators: list[torch.Generator], n: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The next n steps of every group's stream: inputs X (S, n, d) and label noise ξ (S, n), on the CPU."""
-    Z = torch.stack([torch.randn(n, row_length(d), generator=gen) for gen in generators])
+def stream_rows(generators: list[torch.Generator], n: int, d: int, pool=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The next n steps of every group's stream: inputs X (S, n, d) and label noise ξ (S, n), on the CPU.
+
+    Groups draw from independent generators, so a thread pool may draw them concurrently (torch's CPU sampler is
+    single-threaded and releases the GIL) without changing a number.
+    """
+    Z = torch.empty(len(generators), n, row_length(d))
+
+    def draw(s):
+        torch.randn(n, row_length(d), generator=generators[s], out=Z[s])
+
+    if pool is None:
+        for s in range(len(generators)):
+            draw(s)
+    else:
+        list(pool.map(draw, range(len(generators))))
     return Z[..., :d], Z[..., d]
 
 
@@ -152,10 +166,11 @@ def _train(
 
     started, done, ci = time.perf_counter(), 0, 0
     total = int(checkpoints[-1])
+    pool = ThreadPoolExecutor(min(S, torch.get_num_threads())) if S > 1 and torch.get_num_threads() > 1 else None
     while ci < len(checkpoints):
         n = min(block, int(checkpoints[ci]) - done)
         if n > 0:
-            X, xi = stream_rows(generators, n, d)
+            X, xi = stream_rows(generators, n, d, pool)
             X = X * inv_sqrt_d
             y = g(torch.bmm(X, Wt_cpu.transpose(-1, -2))).mean(-1) + sqrt_noise * xi  # teacher labels (S, n)
             if backend == "numba":
@@ -171,6 +186,8 @@ def _train(
                 print(f"[train] step {done}/{total} (t = {done / d:.3g}), {S * G} members, {elapsed:.1f}s elapsed, "
                       f"ETA {elapsed / done * (total - done):.1f}s", file=log, flush=True)
     seconds = time.perf_counter() - started
+    if pool is not None:
+        pool.shutdown()
 
     test_risk = np.full((S, G), np.nan)
     if test_x is not None:
@@ -274,3 +291,61 @@ def train_one_member(w0: np.ndarray, teacher: np.ndarray, lr: float, checkpoints
         Q, M = (w @ w.T / d).double().numpy(), (w @ teacher.T / d).double().numpy()
         out.append(population_risk(Q, M, P, p, teacher.shape[0]))
     return np.array(out)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The general engine: any model written as a functional loss of one member, vmapped over the ensemble.
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class EnsembleRun:
+    metrics: dict  # name -> (M, T) numpy array at the checkpoints; NaN after divergence
+    diverged_step: np.ndarray  # (M,) -1 if the member stayed finite
+    params: dict  # final parameters, (M, ...) tensors (diverged members zeroed)
+    seconds: float
+
+
+def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, batch_in_dims=0,
+                   divergence_threshold: float = 1e6, log=None) -> EnsembleRun:
+    """Gradient descent on M members at once: ``params`` maps names to stacked (M, ...) tensors.
+
+    ``loss(member_params, batch)`` is the loss of ONE member (torch.func style); ``batches(step)`` returns the
+    batch of that step (a tensor or tuple: with ``batch_in_dims=0`` its leading dim is the member, with ``None``
+    all members share it: full-batch GD shares one batch); ``lr`` (M,) learning rates; ``checkpoints`` increasing
+    step counts (0 allowed); ``evaluate(params)`` → {name: (M,) tensor} metrics, computed in batch at checkpoints.
+    A member whose parameters turn non-finite or whose largest |parameter| exceeds ``divergence_threshold`` is
+    recorded as diverged at that checkpoint, frozen, and its metrics are NaN from then on.
+    """
+    from torch.func import grad, vmap
+
+    params = {k: v.clone() for k, v in params.items()}
+    lr = torch.as_tensor(lr, dtype=next(iter(params.values())).dtype, device=next(iter(params.values())).device)
+    M = lr.shape[0]
+    step_grad = vmap(grad(loss), in_dims=(0, batch_in_dims))
+    diverged = np.full(M, -1, dtype=np.int64)
+    metrics: dict[str, np.ndarray] = {}
+    checkpoints = [int(c) for c in checkpoints]
+    started, step = time.perf_counter(), 0
+    for i, stop in enumerate(checkpoints):
+        while step < stop:
+            grads = step_grad(params, batches(step))
+            with torch.no_grad():
+                for name, g_ in grads.items():
+                    params[name] -= lr.view(-1, *([1] * (g_.dim() - 1))) * g_
+            step += 1
+        with torch.no_grad():
+            size = torch.stack([p.reshape(M, -1).abs().amax(1) for p in params.values()]).amax(0)
+            bad = (~torch.isfinite(size) | (size > divergence_threshold)).cpu().numpy() & (diverged < 0)
+            if bad.any():
+                diverged[bad] = stop
+                mask = torch.as_tensor(bad, device=lr.device)
+                lr[mask] = 0.0
+                for p in params.values():
+                    p[mask] = 0.0
+            for name, value in evaluate(params).items():
+                arr = metrics.setdefault(name, np.full((M, len(checkpoints)), np.nan))
+                arr[:, i] = np.where(diverged < 0, value.detach().double().cpu().numpy(), np.nan)
+        if log is not None and stop:
+            elapsed = time.perf_counter() - started
+            print(f"[train] step {stop}/{checkpoints[-1]}, {M} members, {elapsed:.1f}s elapsed, "
+                  f"ETA {elapsed / stop * (checkpoints[-1] - stop):.1f}s", file=log, flush=True)
+    return EnsembleRun(metrics, diverged, params, time.perf_counter() - started)
