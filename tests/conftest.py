@@ -30,3 +30,32 @@ def tiny_config(results: Path) -> dict:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+def run_snakemake(workdir, config_path, *args, timeout=900, check=True):
+    """`snakemake` on the project's Snakefile in ``workdir`` with a config file; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
+         str(config_path), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if check:
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tmp_path_factory):
+    """One uninterrupted local run of the tiny config, shared by the tests that compare against it."""
+    import yaml
+
+    workdir = tmp_path_factory.mktemp("tiny_reference")
+    config = tiny_config(workdir / "results")
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+    report = workdir / "reports" / "phaselab.html"
+    report.parent.mkdir()
+    run_snakemake(workdir, workdir / "tiny.yaml", "-c", "2", "--report", str(report), "--report-after-run")
+    return workdir, config

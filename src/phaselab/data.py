@@ -63,6 +63,17 @@ def student_init(d: int, p: int, n_seeds: int, init_scale: float, config_seed: i
     ).astype(np.float32)
 
 
+def load_npz(path) -> dict[str, np.ndarray]:
+    """Load every array of an .npz file; a missing, truncated or corrupt file is an error naming it."""
+    try:
+        with np.load(path) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise RuntimeError(f"cannot read data file '{path}': {err}") from err
+    except Exception as err:  # zipfile.BadZipFile and friends
+        raise RuntimeError(f"cannot read data file '{path}': {type(err).__name__}: {err}") from err
+
+
 def save_npz_atomic(path, **arrays) -> None:
     """np.savez to a temporary file beside ``path``, then rename: a killed job never leaves a half file."""
     from phaselab.atomic import replacing

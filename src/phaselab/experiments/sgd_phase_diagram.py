@@ -108,7 +108,7 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str, out: str, 
     print(f"[train] experiment {name}, cell {cell_id}: d = {d}, κ = {cell['kappa']}, p = {p}, "
           f"{len(deltas)} learning rates × {n_seeds} seeds, {cell['steps'][-1]} steps, device {device}",
           file=log, flush=True)
-    arrays = np.load(data_path)
+    arrays = data.load_npz(data_path)
     result = train_committee_ensemble(
         data.student_init(d, p, n_seeds, exp["train"]["init_scale"], config["seed"]),
         arrays["teacher"],
