@@ -80,3 +80,74 @@ def save_npz_atomic(path, **arrays) -> None:
 
     with replacing(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Over-parameterisation experiments (double descent, random labels): problems, the digits set and its variants.
+# Seeds: (LINEAR_PROBLEM, n, p, seed), (RANDOM_FEATURES, d, n, N, seed), (DIGITS_SPLIT, seed),
+# (LABEL_CORRUPTION, task, seed), (INPUT_VARIANT, task, seed), (TEACHER_TASK, d, seed), (NETWORK_INIT, width, seed).
+# ----------------------------------------------------------------------------------------------------------------
+LINEAR_PROBLEM, RANDOM_FEATURES, DIGITS_SPLIT, LABEL_CORRUPTION, INPUT_VARIANT, TEACHER_TASK, NETWORK_INIT = (
+    61, 62, 63, 64, 65, 66, 67)
+
+
+def sphere(shape: tuple[int, ...], d: int, generator: np.random.Generator) -> np.ndarray:
+    """Points uniform on the sphere of radius √d in R^d, array of shape (*shape, d) (Mei & Montanari 2019)."""
+    z = generator.standard_normal((*shape, d))
+    return np.sqrt(d) * z / np.linalg.norm(z, axis=-1, keepdims=True)
+
+
+def linear_problem(n: int, p: int, signal: float, noise: float, generator: np.random.Generator):
+    """Isotropic linear regression (Hastie, Montanari, Rosset & Tibshirani 2019): X (n, p) with N(0, 1) entries,
+    β uniform on the sphere ‖β‖² = signal, y = Xβ + ε with ε ~ N(0, noise). Returns (X, y, β)."""
+    X = generator.standard_normal((n, p))
+    beta = np.sqrt(signal) * sphere((), p, generator) / np.sqrt(p)
+    return X, X @ beta + np.sqrt(noise) * generator.standard_normal(n), beta
+
+
+def load_digits_standardised() -> tuple[np.ndarray, np.ndarray]:
+    """The 8×8 handwritten digits shipped with scikit-learn (1797 images, 10 classes; read from the package, no
+    download), each pixel standardised to zero mean and unit variance over the set (constant pixels stay 0).
+    Returns inputs (1797, 64) float32 and labels (1797,) int64."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.data.astype(np.float64)
+    std = x.std(axis=0)
+    x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return x.astype(np.float32), bunch.target.astype(np.int64)
+
+
+def split(n_total: int, n_train: int, generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random train/test split of n_total samples: (train indices (n_train,), the rest as test indices)."""
+    order = generator.permutation(n_total)
+    return order[:n_train], order[n_train:]
+
+
+def corrupt_labels(labels: np.ndarray, q: float, n_classes: int, generator: np.random.Generator) -> np.ndarray:
+    """Each label replaced, with probability q, by a class drawn uniformly from all n_classes (Zhang, Bengio,
+    Hardt, Recht & Vinyals 2017): a fraction q(C−1)/C of the labels ends up wrong. The same generator state gives
+    nested corrupted sets for increasing q (common random numbers across corruption levels)."""
+    u = generator.random(labels.shape)
+    replacement = generator.integers(0, n_classes, labels.shape)
+    return np.where(u < q, replacement, labels)
+
+
+def shuffle_pixels(x: np.ndarray, generator: np.random.Generator) -> np.ndarray:
+    """One random permutation of the input coordinates, the same for every sample (Zhang et al. 2017)."""
+    return x[..., generator.permutation(x.shape[-1])]
+
+
+def gaussian_inputs(x: np.ndarray, generator: np.random.Generator) -> np.ndarray:
+    """Inputs replaced by Gaussian noise with each coordinate's mean and standard deviation (Zhang et al. 2017)."""
+    return (x.mean(axis=0) + x.std(axis=0) * generator.standard_normal(x.shape)).astype(x.dtype)
+
+
+def teacher_task(n: int, d: int, n_classes: int, generator: np.random.Generator,
+                 teacher: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A synthetic classification task: x ~ N(0, I_d), label argmax_c (W* x)_c of a Gaussian linear teacher
+    W* (n_classes, d). Pass ``teacher`` to draw more samples of the same task. Returns (x, labels, teacher)."""
+    if teacher is None:
+        teacher = generator.standard_normal((n_classes, d))
+    x = generator.standard_normal((n, d)).astype(np.float32)
+    return x, np.argmax(x @ teacher.T, axis=-1).astype(np.int64), teacher

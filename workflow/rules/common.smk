@@ -43,7 +43,7 @@ def cell_outputs(wildcards):
 
 
 def all_targets():
-    return [
+    return [f"{RESULTS}/summary.html"] + [
         f"{RESULTS}/{name}/figures/{figure}.png"
         for name in EXPERIMENTS
         for figure in MODULES[name].FIGURES

@@ -1,0 +1,68 @@
+"""The HTML report opened in headless Chromium (Debian's chromium driven by Playwright; recipe in
+../shared/reference/browser-test.md): every figure loads, no console errors, captions state theory and
+parameters, and the summary page lists sim-vs-theory agreement and provenance."""
+
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="no Chromium installed (CI installs Debian's chromium)")
+
+
+@pytest.fixture(scope="module")
+def page(tiny_reference):
+    playwright = pytest.importorskip("playwright.sync_api")
+    workdir, _ = tiny_reference
+    report = workdir / "reports" / "phaselab.html"
+    pw = playwright.sync_playwright().start()
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors, requests = [], []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(report.resolve().as_uri())
+    page.wait_for_selector("#app nav", timeout=30_000)
+    yield page, errors, requests, workdir
+    browser.close()
+    pw.stop()
+
+
+def test_every_figure_loads_without_errors(page):
+    page, errors, requests, workdir = page
+    paths = page.evaluate("Object.keys(results)")
+    pngs = [p for p in paths if p.endswith(".png")]
+    assert sorted(Path(p).name for p in pngs) == ["asymptotic_risk.png", "phase_diagram.png", "risk_curves.png"]
+    for path in pngs:  # decode every embedded figure; a corrupt one rejects
+        sizes = page.evaluate(
+            """async p => { const img = new Image(); img.src = results[p].data_uri; await img.decode();
+                 return [img.naturalWidth, img.naturalHeight]; }""", path)
+        assert sizes[0] > 100 and sizes[1] > 100, path
+    # open one figure through the app, as a reader would
+    page.evaluate("p => app.setView({content: 'img', contentPath: results[p].data_uri})", pngs[0])
+    page.wait_for_function("p => [...document.images].some(i => i.src === results[p].data_uri && i.naturalWidth > 0)",
+                           arg=pngs[0])
+    page.screenshot(path=str(workdir / "report.png"))
+    assert not errors, errors
+    assert all(u.startswith(("file:", "data:", "blob:", "about:")) for u in requests), requests
+
+
+def test_captions_state_theory_and_parameters(page):
+    page, errors, _, _ = page
+    captions = page.evaluate("JSON.stringify(Object.values(results).map(r => r.caption || ''))")
+    for text in ("Saad", "Veiga", "κ + δ = 0", "d ∈ [16, 32]", "teacher k = 1", "Δ = 0.01"):
+        assert text in captions, text
+    assert not errors
+
+
+def test_summary_page_lists_agreement_and_provenance(page):
+    page, errors, _, _ = page
+    path = next(p for p in page.evaluate("Object.keys(results)") if p.endswith("summary.html"))
+    html = page.evaluate("""async p => { const r = await fetch(results[p].data_uri); return await r.text(); }""",
+                         path)
+    assert "id='agreement'" in html and "id='provenance'" in html
+    assert "tiny" in html and "sgd_phase_diagram" in html and "git_revision" in html
+    assert "max relative deviation" in html
+    assert not errors

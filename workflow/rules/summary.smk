@@ -1,0 +1,23 @@
+rule summary:
+    """The report's summary page: simulation vs theory agreement and provenance of every experiment."""
+    input:
+        metrics=expand(f"{RESULTS}/{{experiment}}/metrics.nc", experiment=EXPERIMENTS),
+        theory=expand(f"{RESULTS}/{{experiment}}/theory.nc", experiment=EXPERIMENTS),
+    output:
+        report(
+            f"{RESULTS}/summary.html",
+            caption="../report/summary.rst",
+            category="Summary",
+            labels={"page": "simulation vs theory, provenance"},
+        ),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        experiments=list(EXPERIMENTS),
+    script:
+        "../scripts/summary.py"
