@@ -48,18 +48,25 @@ def git_revision() -> str:
 
 def provenance(config: dict, device: str = "") -> dict:
     """Attributes that say how a dataset was made: config (JSON) and its sha256, versions, git revision, device."""
-    import netCDF4
-    import torch
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
 
     return {
         "config_json": config_json(config),
         "config_sha256": config_sha256(config),
         "phaselab_version": phaselab.__version__,
         "git_revision": git_revision(),
-        "torch_version": torch.__version__,
+        "torch_version": installed("torch"),
+        "numba_version": installed("numba"),
         "numpy_version": np.__version__,
         "xarray_version": xr.__version__,
-        "netcdf4_version": netCDF4.__version__,
+        "netcdf4_version": installed("netCDF4"),
+        "snakemake_version": installed("snakemake"),
         "python_version": platform.python_version(),
         "device": device,
     }

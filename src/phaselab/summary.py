@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import html
 
-PROVENANCE_KEYS = ("phaselab_version", "git_revision", "config_sha256", "torch_version", "numpy_version",
-                   "xarray_version", "netcdf4_version", "python_version", "device", "backend")
+PROVENANCE_KEYS = ("phaselab_version", "git_revision", "config_sha256", "torch_version", "numba_version", "numpy_version",
+                   "xarray_version", "netcdf4_version", "snakemake_version", "python_version", "device", "backend")
 
 
 def summary_html(rows: list[dict]) -> str:

@@ -1,5 +1,9 @@
 # Config validation and the expansion of every experiment into cells, once, at parse time (no torch here).
+import sys
+
 from snakemake.utils import min_version, validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from phaselab import config as phaselab_config
 from phaselab import experiments as phaselab_experiments

@@ -1,8 +1,12 @@
-"""Shared by the workflow scripts: a script's stdout, stderr and any traceback go to its Snakemake log file."""
+"""Shared by the workflow scripts: the repository's package on sys.path (so a conda environment needs no install
+of phaselab), and a script's stdout, stderr and any traceback in its Snakemake log file."""
 
 import contextlib
 import sys
 import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 
 @contextlib.contextmanager
