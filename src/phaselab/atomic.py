@@ -4,6 +4,7 @@ a killed job never leaves a half-written file that a rerun would take as done.""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -25,6 +26,11 @@ def replacing(path: str | os.PathLike):
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+            raise OSError(err.errno, f"cannot write '{path}': {os.strerror(err.errno)}") from err
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -50,6 +50,19 @@ def check(config: dict) -> dict:
     return config
 
 
+def check_writable(results: str) -> None:
+    """The results directory can be created and written (checked before any job runs)."""
+    import os
+    import tempfile
+
+    try:
+        os.makedirs(results, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=results, prefix=".phaselab-write-test-"):
+            pass
+    except OSError as err:
+        fail("results", results, f"cannot write there: {err.strerror or err}")
+
+
 def config_json(config: dict) -> str:
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
 

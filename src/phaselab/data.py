@@ -151,3 +151,64 @@ def teacher_task(n: int, d: int, n_classes: int, generator: np.random.Generator,
         teacher = generator.standard_normal((n_classes, d))
     x = generator.standard_normal((n, d)).astype(np.float32)
     return x, np.argmax(x @ teacher.T, axis=-1).astype(np.int64), teacher
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Curvature and implicit-bias experiments (edge of stability, sharpness, implicit bias, information plane).
+# Seeds: (DIGITS_SUBSET,), (MLP_INIT, seed), (MINIBATCHES, cell key), (SEPARABLE_SET, d, seed, attempt),
+# (BIT_SPLIT, seed), (REGRESSION_TEACHER, d, seed).
+# ----------------------------------------------------------------------------------------------------------------
+DIGITS_SUBSET, MLP_INIT, MINIBATCHES, SEPARABLE_SET, BIT_SPLIT, REGRESSION_TEACHER = 81, 82, 83, 84, 85, 86
+
+
+def digits_subset(n_train: int, generator: np.random.Generator) -> dict[str, np.ndarray]:
+    """A random training subset of n_train standardised digits and the rest as test set; one-hot float targets."""
+    x, labels = load_digits_standardised()
+    train, test = split(len(x), n_train, generator)
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    return {"x_train": x[train], "y_train": onehot[train], "x_test": x[test], "y_test": onehot[test]}
+
+
+def separable_set(n: int, d: int, config_seed: int, seed: int, max_attempts: int = 1000) -> tuple[np.ndarray,
+                                                                                                np.ndarray]:
+    """n points (half per class, y = ±1) in R^d, separable through the origin, for Soudry et al. (2018).
+
+    Two Gaussian clouds (standard deviation 0.7) around ±μ, μ = (1.5, 0.5, 0, …), rescaled so that max ‖x‖ = 1.
+    Draws (SEPARABLE_SET, d, seed, attempt) for attempt = 0, 1, … until the set is separable through the origin and
+    its support vectors span R^d (the generic case, where the theory fixes the residual w̃ of w(t) = ŵ log t + w̃).
+    """
+    from phaselab.theory.implicit_bias import max_margin, support_spans_data
+
+    mu = np.zeros(d)
+    mu[:2] = (1.5, 0.5)[:d]
+    y = np.repeat([1.0, -1.0], [n - n // 2, n // 2])
+    for attempt in range(max_attempts):
+        x = y[:, None] * mu + 0.7 * rng(config_seed, SEPARABLE_SET, d, seed, attempt).standard_normal((n, d))
+        x /= np.linalg.norm(x, axis=1).max()
+        try:
+            _, alpha = max_margin(y[:, None] * x)
+        except ValueError:
+            continue
+        if support_spans_data(y[:, None] * x, alpha) and np.linalg.matrix_rank(x) == d:
+            return x, y
+    raise RuntimeError(f"no separable set with spanning support vectors in {max_attempts} draws (n = {n}, d = {d})")
+
+
+def icosahedron() -> np.ndarray:
+    """The 12 vertices of the regular icosahedron on the unit sphere, (12, 3): 12 uniformly spread points on S²."""
+    phi = (1 + 5**0.5) / 2
+    v = np.array([p for a in (1, -1) for b in (1, -1) for p in ((0, a, b * phi), (a, b * phi, 0), (b * phi, 0, a))])
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def twelve_bit_task(threshold: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
+    """The 12-bit task of Shwartz-Ziv & Tishby (2017), rebuilt: all 4096 inputs x ∈ {−1, +1}^12 and labels y ∈ {0, 1}.
+
+    Their label file is not distributed; as in their construction the 12 bits sit on 12 uniformly spread points u_i
+    of the sphere (the icosahedron's vertices) and the label is a threshold of a rotation-invariant function of
+    the pattern: y = 1[‖Σ_{i: x_i = +1} u_i‖² > threshold]. threshold = 2.5 gives p(y = 1) = 2036/4096 ≈ 0.497,
+    so H(Y) = I(X;Y) ≈ 0.99998 bits, close to their ≈ 0.99.
+    """
+    bits = (np.arange(4096)[:, None] >> np.arange(12)) & 1
+    dipole = np.linalg.norm(bits @ icosahedron(), axis=1) ** 2
+    return (2 * bits - 1).astype(np.float32), (dipole > threshold).astype(np.int64)

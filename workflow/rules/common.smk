@@ -19,6 +19,10 @@ except phaselab_config.ConfigError as err:
 
 
 RESULTS = config["results"]
+try:
+    phaselab_config.check_writable(RESULTS)
+except phaselab_config.ConfigError as err:
+    raise WorkflowError(str(err)) from None
 EXPERIMENTS = config["experiments"]
 MODULES = {
     name: phaselab_experiments.get(exp["type"]) for name, exp in EXPERIMENTS.items()

@@ -107,15 +107,23 @@ def make_data(config: dict, name: str, data_id: str, out: str) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # closed-form solvers, batched over seeds
 # ----------------------------------------------------------------------------------------------------------------
-def spectral_solutions(x: np.ndarray, y: np.ndarray, shrink: np.ndarray) -> np.ndarray:
-    """Ridge/min-norm solutions for a batch of problems: x (S, n, p), y (S, n), ``shrink`` (L,) penalties ν
-    giving â = V diag(s/(s² + ν)) Uᵀ y; ν = 0 is the min-norm solution pinv(x) y. Returns (S, L, p)."""
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
-    uy = np.einsum("snk,sn->sk", u, y)
-    keep = s > s[..., :1] * max(x.shape[-2:]) * np.finfo(float).eps
+def ridge_solutions(x: np.ndarray, y: np.ndarray, shrink) -> np.ndarray:
+    """Ridge solutions (xᵀx + ν I)⁻¹ xᵀ y for a batch of problems x (S, n, p), y (S, n) and each penalty ν of
+    ``shrink`` (L,); ν = 0 gives the min-norm least-squares solution pinv(x) y. From the eigendecomposition of the
+    Gram matrix on the smaller side (n × n or p × p), batched over S. Returns (S, L, p)."""
+    shrink = np.asarray(shrink, dtype=float)[None, :, None]
+    n, p = x.shape[-2:]
+    wide = p >= n
+    gram = x @ x.transpose(0, 2, 1) if wide else x.transpose(0, 2, 1) @ x
+    s2, vecs = np.linalg.eigh(gram)  # (S, k), (S, k, k)
+    keep = s2 > s2[:, -1:] * max(n, p) * np.finfo(float).eps
     with np.errstate(divide="ignore"):
-        factor = np.where(keep[:, None], s[:, None] / (s[:, None] ** 2 + shrink[None, :, None]), 0.0)
-    return np.einsum("slk,skp->slp", factor * uy[:, None], vt)
+        inverse = np.where(keep[:, None], 1.0 / (s2[:, None] + shrink), 0.0)  # (S, L, k)
+    if wide:  # xᵀ U (S² + ν)⁻¹ Uᵀ y
+        coef = (vecs.transpose(0, 2, 1) @ y[..., None])[..., 0]
+        return (inverse * coef[:, None]) @ vecs.transpose(0, 2, 1) @ x
+    coef = (vecs.transpose(0, 2, 1) @ (x.transpose(0, 2, 1) @ y[..., None]))[..., 0]  # V (S² + ν)⁻¹ Vᵀ xᵀ y
+    return (inverse * coef[:, None]) @ vecs.transpose(0, 2, 1)
 
 
 def linear_risks(n: int, p: int, signal: float, noise: float, ridge, seeds: int, config_seed: int) -> np.ndarray:
@@ -128,7 +136,7 @@ def linear_risks(n: int, p: int, signal: float, noise: float, ridge, seeds: int,
                 for s in range(seeds)]
     x, y, beta = (np.stack(a) for a in zip(*problems))
     lam = np.array([0.0, *ridge, float(optimal_ridge(p / n, signal, noise))])
-    beta_hat = spectral_solutions(x, y, n * lam)
+    beta_hat = ridge_solutions(x, y, n * lam)
     return ((beta_hat - beta[:, None]) ** 2).sum(-1)
 
 
@@ -150,7 +158,7 @@ def rf_test_errors(d: int, n: int, n_features: int, signal: float, noise: float,
         th.append(theta)
     x, y, x_test, f_test, theta = (np.stack(a) for a in (xs, ys, xt, ft, th))
     features = np.maximum(x @ theta.transpose(0, 2, 1) / math.sqrt(d), 0.0)
-    a_hat = spectral_solutions(features, y, n * n_features / d * np.asarray(ridge, dtype=float))  # (S, L, N)
+    a_hat = ridge_solutions(features, y, n * n_features / d * np.asarray(ridge, dtype=float))  # (S, L, N)
     test_features = np.maximum(x_test @ theta.transpose(0, 2, 1) / math.sqrt(d), 0.0)
     predictions = np.einsum("stn,sln->slt", test_features, a_hat)
     return ((predictions - f_test[:, None]) ** 2).mean(-1)
@@ -163,6 +171,8 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str | None, out
                log=sys.stderr) -> None:
     import time
 
+    from threadpoolctl import threadpool_limits
+
     from phaselab.metrics import write_netcdf
     from phaselab.train import set_threads
 
@@ -170,12 +180,14 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str | None, out
     exp = config["experiments"][name]
     cell = next(c for c in cells(exp) if c["id"] == cell_id)
     started = time.perf_counter()
-    if cell["part"] == "linear":
-        ds = linear_cell(config, exp["linear"])
-    elif cell["part"] == "random_features":
-        ds = rf_cell(config, exp["random_features"])
-    else:
-        ds = network_cell(config, exp["network"], cell["width"], data_path, log)
+    # BLAS threads beyond the job's own cores spin against the other jobs (100× slower eigh on a busy 2-core box)
+    with threadpool_limits(limits=threads):
+        if cell["part"] == "linear":
+            ds = linear_cell(config, exp["linear"])
+        elif cell["part"] == "random_features":
+            ds = rf_cell(config, exp["random_features"])
+        else:
+            ds = network_cell(config, exp["network"], cell["width"], data_path, log)
     seconds = time.perf_counter() - started
     print(f"[train] experiment {name}, cell {cell_id}: done in {seconds:.1f}s", file=log, flush=True)
     ds.attrs.update(cell=cell_id, train_seconds=seconds)
