@@ -14,15 +14,18 @@ ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 GAIN = {"tanh": 1.0, "relu": 2.0**0.5}  # LeCun / He initialisation
 
 
-def init_mlp(sizes: list[int], seeds: list[int], activation: str = "tanh", dtype=torch.float64) -> dict:
-    """Weights N(0, gain²/fan_in), biases zero, one member per entry of ``seeds``.
+def init_mlp(sizes: list[int], seeds: list[int], activation: str = "tanh", output_scale: float = 1.0,
+             dtype=torch.float64) -> dict:
+    """Weights N(0, gain²/fan_in), the last layer's times ``output_scale``, biases zero; one member per seed.
 
-    Members given the same seed start from the same weights (common random numbers across learning rates).
+    Members given the same seed start from the same weights (common random numbers across learning rates). A small
+    ``output_scale`` starts the network near f = 0, with a flat loss landscape, from which full-batch GD sharpens
+    progressively (Cohen et al. 2021).
     """
     params = {}
     rngs = [np.random.default_rng(int(s)) for s in seeds]
     for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        std = GAIN[activation] / np.sqrt(fan_in)
+        std = GAIN[activation] / np.sqrt(fan_in) * (output_scale if layer == len(sizes) - 2 else 1.0)
         W = np.stack([std * r.standard_normal((fan_out, fan_in)) for r in rngs])
         params[f"W{layer}"] = torch.as_tensor(W, dtype=dtype)
         params[f"b{layer}"] = torch.zeros(len(seeds), fan_out, dtype=dtype)
@@ -48,3 +51,15 @@ def representations(params: dict, x: torch.Tensor, activation: str = "tanh") -> 
 def forward(params: dict, x: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
     """The network's output for one member."""
     return representations(params, x, activation)[-1]
+
+
+def squared_loss(params: dict, batch, activation: str = "tanh") -> torch.Tensor:
+    """½ ‖f(x) − y‖² averaged over the batch (x, y), y one-hot: the square loss of Cohen et al. (2021)."""
+    x, y = batch
+    return 0.5 * ((forward(params, x, activation) - y) ** 2).sum(-1).mean()
+
+
+def cross_entropy(params: dict, batch, activation: str = "tanh") -> torch.Tensor:
+    """Softmax cross-entropy of the batch (x, integer labels)."""
+    x, labels = batch
+    return torch.nn.functional.cross_entropy(forward(params, x, activation), labels)
