@@ -9,6 +9,7 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/theory.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/benchmarks.smk"
 
 
 rule all:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -108,7 +109,9 @@ def main(argv=None) -> None:
     print(f"workload: d = {d}, p in {cfg['widths']}, {cfg['lrs']} learning rates x {cfg['seeds']} seeds, "
           f"{steps} steps ({'quick' if args.quick else 'full'})")
     run_width(64, 2, 2, 1, 64, device, args.backend, per_run=False)  # warm-up: compile the kernel
-    results = {"config": cfg, "device": str(device), "widths": [], "scaling": []}
+    machine = (f"{platform.node()}: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
+               f"device {device}")
+    results = {"config": cfg, "device": str(device), "machine": machine, "widths": [], "scaling": []}
     for p in cfg["widths"]:
         r = run_width(d, p, cfg["lrs"], cfg["seeds"], steps, device, args.backend)
         results["widths"].append(r)
