@@ -144,3 +144,16 @@ def test_missing_config_file_is_a_clear_error(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert run.returncode != 0 and "nope.yaml" in run.stdout + run.stderr
+
+
+def test_parse_time_imports_do_not_load_torch():
+    """The Snakefile imports phaselab.config and the experiment modules at parse time (every cluster job
+    re-parses it): none of them may import torch, numba, xarray or matplotlib."""
+    code = (
+        "import sys; from phaselab import config, experiments\n"
+        "[experiments.get(t) for t in experiments.TYPES]\n"
+        "heavy = sorted(m for m in ('torch', 'numba', 'xarray', 'matplotlib') if m in sys.modules)\n"
+        "assert not heavy, heavy"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
