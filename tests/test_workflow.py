@@ -51,20 +51,18 @@ def check_experiment(results, name, config):
     return metrics, theory
 
 
-def test_tiny_workflow_end_to_end(tmp_path):
-    config = tiny_config(tmp_path / "results")
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    report = tmp_path / "reports" / "phaselab.html"
-    report.parent.mkdir()
-    snakemake(tmp_path, "--configfile", str(tmp_path / "tiny.yaml"), "--report", str(report), "--report-after-run")
-    check_experiment(tmp_path / "results", "tiny", config)
+def test_tiny_workflow_end_to_end(tiny_reference):
+    workdir, config = tiny_reference  # `snakemake -c 2 --report reports/phaselab.html --report-after-run`
+    check_experiment(workdir / "results", "tiny", config)
+    report = workdir / "reports" / "phaselab.html"
     html = report.read_text()
     assert report.stat().st_size > 50_000
     for figure in FIGURES:
         assert f"{figure}.png" in html
+    assert "summary.html" in html
     assert "Saad" in html and "Veiga" in html  # captions state the theory
     # a second run has nothing to do
-    again = snakemake(tmp_path, "--configfile", str(tmp_path / "tiny.yaml"), "-n")
+    again = snakemake(workdir, "--configfile", str(workdir / "tiny.yaml"), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
