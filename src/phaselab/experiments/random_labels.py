@@ -219,8 +219,9 @@ def collect(config: dict, name: str, cell_paths: list[str], out: str) -> None:
     parts = [open_netcdf(path) for path in cell_paths]
     devices = sorted({c.attrs["device"] for c in parts})
     seconds = ", ".join(f"{c.attrs['cell']}: {float(c.attrs['train_seconds']):.1f}" for c in parts)
-    ds = xr.concat(parts, dim="task", data_vars="minimal", coords="minimal", compat="override",
-                   combine_attrs="drop")
+    ds = xr.concat([c.assign_coords(task=c["task"].astype(object)) for c in parts], dim="task",
+                   data_vars="minimal", coords="minimal", compat="override", combine_attrs="override")
+    ds["task"] = [str(c.attrs["cell"]) for c in parts]  # concat of fixed-width strings would truncate them
     for var in ("n_classes", "input_dim"):
         ds[var] = ds[var].astype(int)
     for var, (units, long_name) in COORD_ATTRS.items():

@@ -99,7 +99,7 @@ def linear_double_descent(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
         ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1.0)
         ax.axhline(r2, color="0.7", linewidth=0.9, linestyle="-.")
         ax.set_xlabel(GAMMA_LABEL)
-        ax.legend(fontsize=8, loc="upper right", frameon=False)
+        ax.legend(fontsize=8, loc="lower right", frameon=False)
     axes[0, 0].set_ylabel(RISK_LABEL)
     _limits(axes[0, 0], np.concatenate([m for m in means if m is not None] + [[r2]]))
     fig.legend(handles=[Line2D([], [], color="0.5", linestyle=":", label="γ = 1 (interpolation threshold p = n)"),
@@ -117,7 +117,7 @@ def random_features(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     a = metrics.attrs
     d, n = int(a["rf_d"]), int(a["rf_n"])
     ratio, r_th = metrics["rf_ratio"].values, theory["rf_ratio"].values
-    fig, axes = new_figure(1, panel_w=6.6, panel_h=4.6, extra_h=0.9)
+    fig, axes = new_figure(1, panel_w=7.0, panel_h=4.8, extra_h=1.6)
     ax = axes[0, 0]
     colors = _colors(metrics.sizes["rf_ridge"], "viridis")
     means = []
@@ -134,9 +134,9 @@ def random_features(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     _limits(ax, np.concatenate([m for m in means if m is not None]), 0.6, 3.0)
     ax.set_xlabel("random features per sample N/n (dimensionless)")
     ax.set_ylabel("test error E(f* − f)² (dimensionless)")
-    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    fig.text(0.01, 0.01, CI_NOTE, fontsize=8)
-    fig.suptitle(f"Random-features regression, ReLU features on the sphere: d = {d}, n = {n} (ψ₂ = {fmt(n / d)}), "
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=8, frameon=False,
+               title=CI_NOTE, title_fontsize=8)
+    fig.suptitle(f"Random-features regression, ReLU features on the sphere\nd = {d}, n = {n} (ψ₂ = {fmt(n / d)}), "
                  f"F₁² = {fmt(a['rf_signal'])}, τ² = {fmt(a['rf_noise'])}, {metrics.sizes['rf_seed']} seeds, "
                  f"{a['rf_n_test']} test points", fontsize=10)
     fig.phaselab_metadata = provenance(metrics)
@@ -172,12 +172,14 @@ def width_double_descent(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
                             gid=f"sim:{split}_{kind}:q={q:g}")
                 if mean is not None:
                     ax.plot(widths, mean, color=c, linestyle="-" if fill else "--", linewidth=1.0, alpha=0.8)
+        n_div = int((metrics["status"].sel(label_noise=q) == "diverged").sum())
         h_fit = interpolation_width(metrics, q)
         if np.isfinite(h_fit):
             for ax in axes[0]:
                 ax.axvline(h_fit, color=c, linestyle="--", linewidth=1.0, alpha=0.8, gid=f"fit-width:q={q:g}")
         handles.append(Line2D([], [], color=c, marker="o", label=f"label noise q = {fmt(q)}: test"
-                              + (f"; all labels fitted from h = {h_fit:g} (dashed)" if np.isfinite(h_fit) else "")))
+                              + (f"; all labels fitted from h = {h_fit:g} (dashed)" if np.isfinite(h_fit) else "")
+                              + (f"; {n_div} diverged run{'s' if n_div > 1 else ''} excluded" if n_div else "")))
     for ax in axes[0]:
         ax.axvline(threshold, color="black", linestyle=":", linewidth=1.4, gid="threshold")
         ax.set_xscale("log")

@@ -122,7 +122,7 @@ def random_label_fit_time(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
         for v, inputs in zip(metrics["variant"].values, metrics["inputs"].values):
             if inputs == "original":
                 continue
-            c, ls, _, label = INPUT_STYLES[str(inputs)]
+            c, ls, _, _ = INPUT_STYLES[str(inputs)]
             vals = metrics["steps_to_fit"].sel(task=task, variant=v).where(_ok(metrics).sel(task=task, variant=v))
             mean, lo, hi, _ = seed_stats(vals.values[None], axis=-1)
             if np.isfinite(mean[0]):

@@ -1,0 +1,192 @@
+"""Random labels and spectrally-normalised margins: R_A and margins against hand computations, the data variants,
+the interpolating 1-NN reference against simulation, and the experiment end to end in-process."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import ROOT, SCHEMA
+from snakemake.utils import validate
+from threadpoolctl import threadpool_limits
+
+from phaselab import config as cfg
+from phaselab import data, mlp
+from phaselab.experiments import random_labels as rl
+from phaselab.theory import margins
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    with threadpool_limits(limits=1):
+        yield
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# margin bound (Bartlett, Foster & Telgarsky 2017)
+# ---------------------------------------------------------------------------------------------------------------
+A1 = np.array([[3.0, 0.0], [0.0, 4.0]])
+A2 = np.array([[1.0, 1.0], [2.0, 0.0]])
+
+
+def test_norms_by_hand():
+    assert margins.spectral_norm(A1) == pytest.approx(4.0)
+    # A2 A2ᵀ = [[2, 2], [2, 4]] has eigenvalues 3 ± √5
+    assert margins.spectral_norm(A2) == pytest.approx(math.sqrt(3 + math.sqrt(5)))
+    # ‖Bᵀ‖_{2,1} sums the Euclidean norms of the rows of B
+    assert margins.norm_2_1(A1.T) == pytest.approx(7.0)
+    assert margins.norm_2_1(A2.T) == pytest.approx(math.sqrt(2) + 2)
+    assert margins.norm_2_1(A2) == pytest.approx(math.sqrt(5) + 1)  # columns (1, 2) and (1, 0)
+
+
+def test_spectral_complexity_of_a_two_layer_toy_net_by_hand():
+    s1, s2 = 4.0, math.sqrt(3 + math.sqrt(5))  # 4, 2.2882
+    hand = s1 * s2 * ((7 / s1) ** (2 / 3) + ((math.sqrt(2) + 2) / s2) ** (2 / 3)) ** 1.5
+    # 9.1530 · (1.75^(2/3) + 1.49206^(2/3))^(3/2) = 9.1530 · (1.45219 + 1.30574)^(3/2) = 9.1530 · 4.5801
+    assert hand == pytest.approx(41.922, rel=1e-4)
+    assert margins.spectral_complexity([A1, A2]) == pytest.approx(hand, rel=1e-12)
+    # reference M₁ = I: ‖(A₁ − I)ᵀ‖_{2,1} = 2 + 3; Lipschitz constants multiply the product
+    hand_ref = 2.0 * s1 * s2 * ((5 / s1) ** (2 / 3) + ((math.sqrt(2) + 2) / s2) ** (2 / 3)) ** 1.5
+    assert margins.spectral_complexity([A1, A2], [np.eye(2), None], [2.0, 1.0]) == pytest.approx(hand_ref)
+    # batched over members: a second net, both layers scaled by 2, has R_A four times larger
+    batch = margins.spectral_complexity([np.stack([A1, 2 * A1]), np.stack([A2, 2 * A2])])
+    np.testing.assert_allclose(batch, [hand, 4 * hand])
+
+
+def test_margins_and_normalised_margins_by_hand():
+    outputs = np.array([[2.0, 1.0, 0.5], [0.0, 3.0, 1.0]])
+    labels = np.array([0, 0])
+    np.testing.assert_allclose(margins.margins(outputs, labels), [1.0, -3.0])
+    x = np.array([[3.0, 4.0], [0.0, 0.0]])  # ‖X‖_F = 5, n = 2: scale R_A · 5/2
+    np.testing.assert_allclose(margins.normalised_margins(outputs, labels, 2.0, x), [0.2, -0.6])
+
+
+def test_layer_matrices_are_the_network():
+    params = mlp.init([1, 2], d=5, width=7, n_classes=3)
+    x = torch.randn(2, 4, 5)
+    a1, a2 = mlp.layer_matrices(params)
+    direct = np.maximum(x.double().numpy() @ np.swapaxes(a1, -1, -2), 0) @ np.swapaxes(a2, -1, -2)
+    np.testing.assert_allclose(mlp.forward(params, x).double().numpy(), direct, rtol=1e-5, atol=1e-6)
+    # a member's own loss, as train_ensemble sees it, equals its slice of the stacked loss
+    one = {k: v[1] for k, v in params.items()}
+    targets = mlp.one_hot(torch.tensor([[0, 1, 2, 0]] * 2), 3)
+    stacked = mlp.loss_values("cross_entropy", mlp.forward(params, x), targets)
+    assert float(mlp.loss_values("cross_entropy", mlp.forward(one, x[1]), targets[1])) == pytest.approx(
+        float(stacked[1]), rel=1e-6)
+    assert mlp.chance_loss("cross_entropy", 10) == pytest.approx(math.log(10))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data variants (Zhang et al. 2017)
+# ---------------------------------------------------------------------------------------------------------------
+def test_label_corruption_rate_and_nesting():
+    labels = np.zeros(20000, dtype=np.int64)
+    low = data.corrupt_labels(labels, 0.3, 10, np.random.default_rng(7))
+    high = data.corrupt_labels(labels, 0.6, 10, np.random.default_rng(7))
+    for q, out in ((0.3, low), (0.6, high)):
+        rate, expected = (out != labels).mean(), q * 9 / 10  # a redrawn label keeps its class w.p. 1/C
+        assert abs(rate - expected) < 4 * math.sqrt(expected * (1 - expected) / labels.size)
+    assert np.all(high[low != labels] == low[low != labels])  # nested: every label changed at q = 0.3 stays so
+    np.testing.assert_array_equal(data.corrupt_labels(labels, 0.0, 10, np.random.default_rng(1)), labels)
+    assert np.bincount(data.corrupt_labels(labels, 1.0, 10, np.random.default_rng(1))).min() > 1800
+
+
+def test_shuffled_pixels_and_gaussian_inputs():
+    x = 100.0 * np.arange(50)[:, None] + np.arange(64)[None, :]
+    shuffled = data.shuffle_pixels(x, np.random.default_rng(0))
+    perm = shuffled - 100.0 * np.arange(50)[:, None]
+    assert np.all(perm == perm[0]) and sorted(perm[0]) == list(range(64)) and (perm[0] != np.arange(64)).any()
+    digits, _ = data.load_digits_standardised()
+    noise = data.gaussian_inputs(digits, np.random.default_rng(0))
+    np.testing.assert_allclose(noise.mean(0), digits.mean(0), atol=0.1)
+    np.testing.assert_allclose(noise.std(0), digits.std(0), atol=0.1)
+
+
+def test_interpolating_reference_matches_1nn_on_corrupted_digits():
+    x, labels = data.load_digits_standardised()
+    tr, te = data.split(len(labels), 300, np.random.default_rng(3))
+    x_tr, y_tr, x_te, y_te = x[tr].astype(float), labels[tr], x[te].astype(float), labels[te]
+    eps0 = float(rl.nearest_neighbour_error(x_tr, y_tr, x_te, y_te))
+    assert 0.02 < eps0 < 0.1  # 1-NN on 300 digits
+    q, draws = 0.5, 40
+    noisy = np.stack([data.corrupt_labels(y_tr, q, 10, np.random.default_rng(100 + k)) for k in range(draws)])
+    errors = rl.nearest_neighbour_error(x_tr[None], noisy, x_te[None], y_te[None])
+    predicted = float(rl.interpolating_error(q, eps0, 10))  # 1 − (1 − ε₀)(0.55) − ε₀·0.05
+    assert abs(errors.mean() - predicted) < 3 * errors.std(ddof=1) / math.sqrt(draws)
+    assert float(rl.interpolating_error(1.0, eps0, 10)) == pytest.approx(0.9)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# config and the experiment end to end
+# ---------------------------------------------------------------------------------------------------------------
+def test_shipped_config_is_valid():
+    config = yaml.safe_load((ROOT / "config" / "random_labels.yaml").read_text())
+    validate(config, str(SCHEMA))
+    cfg.check(config)
+    assert [v[0] for v in rl.variants(config["experiments"]["random_labels"])][-2:] == ["shuffled_pixels",
+                                                                                       "gaussian"]
+
+
+def tiny_config(results):
+    return {
+        "results": str(results), "seed": 0, "device": "cpu", "threads": 1,
+        "experiments": {"rl": {
+            "type": "random_labels", "corruption": [0.0, 1.0], "seeds": 2, "n_train": 40,
+            "teacher": {"n_test": 100},
+            "network": {"width": 64, "steps": 150, "checkpoint_every": 10},
+        }},
+    }
+
+
+def test_check_rejects_bad_config():
+    config = tiny_config("results")
+    validate(config, str(SCHEMA))
+    config["experiments"]["rl"]["network"]["checkpoint_every"] = 1000
+    with pytest.raises(cfg.ConfigError, match="checkpoint_every"):
+        cfg.check(config)
+
+
+def test_end_to_end_in_process(tmp_path):
+    from phaselab.metrics import open_netcdf
+    from phaselab.plots import save
+
+    config = tiny_config(tmp_path / "results")
+    validate(config, str(SCHEMA))  # fills the defaults: both tasks, both input variants
+    cfg.check(config)
+    exp = config["experiments"]["rl"]
+    paths = []
+    for cell in rl.cells(exp):
+        data_path = tmp_path / f"{cell['data']}.npz"
+        rl.make_data(config, "rl", cell["data"], str(data_path))
+        paths.append(str(tmp_path / f"{cell['id']}.nc"))
+        rl.train_cell(config, "rl", cell["id"], str(data_path), paths[-1], 1, io.StringIO())
+    rl.collect(config, "rl", paths, str(tmp_path / "metrics.nc"))
+    rl.theory(config, "rl", str(tmp_path / "metrics.nc"), str(tmp_path / "theory.nc"))
+    metrics, theory = open_netcdf(tmp_path / "metrics.nc"), open_netcdf(tmp_path / "theory.nc")
+    assert list(metrics["task"].values) == ["digits", "teacher"]
+    assert list(metrics["variant"].values) == ["q=0", "q=1", "shuffled_pixels", "gaussian"]
+    assert metrics["train_loss"].dims == ("task", "variant", "seed", "step")
+    assert metrics["normalised_margin"].sizes == {"task": 2, "variant": 4, "seed": 2, "sample": 40}
+    assert metrics["train_loss"].attrs["units"] == "1" and metrics["step"].attrs["units"] == "steps"
+    assert set(np.unique(metrics["status"].values)) == {"ok"}
+    for key in ("config_sha256", "git_revision", "torch_version", "device"):
+        assert metrics.attrs[key], key
+    # every member fits its 40 training labels, random ones included, and starts near the chance loss log 10
+    assert np.isfinite(metrics["steps_to_fit"].values).all()
+    np.testing.assert_allclose(metrics["train_loss"].isel(step=0).mean(), math.log(10), rtol=0.3)
+    # R_A in the dataset is the one of the trained weights: recompute it from the margins' normalisation
+    m = metrics.sel(task="digits", variant="q=1", seed=0)
+    arrays = np.load(tmp_path / "digits.npz")
+    x = arrays["x_train"][1, 0].astype(float)
+    scale = float(m["spectral_complexity"]) * np.linalg.norm(x) / x.shape[0]
+    np.testing.assert_allclose(m["normalised_margin"].values * scale, m["margin"].values, rtol=1e-9)
+    assert (m["margin"] > 0).all()  # fitted: every training margin is positive
+    # theory: chance levels and the 1-NN reference, which reaches chance at q = 1
+    np.testing.assert_allclose(theory["chance_error"], [0.9, 0.9])
+    np.testing.assert_allclose(theory["nn_test_error"].sel(corruption=1.0), 0.9)
+    for figure in rl.FIGURES:
+        out = save(rl.figure(figure, metrics, theory), tmp_path / f"{figure}.png")
+        assert out.stat().st_size > 20_000
+        assert (ROOT / "workflow" / "report" / f"{figure}.rst").exists()
