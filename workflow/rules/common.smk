@@ -37,6 +37,13 @@ FIGURES = {
 }
 
 
+def experiment_hash(wildcards):
+    """sha256 of what an experiment's results depend on: a changed config reruns its jobs (params trigger)."""
+    return phaselab_config.config_sha256(
+        {"seed": config["seed"], "experiment": EXPERIMENTS[wildcards.experiment]}
+    )
+
+
 def cell_data(wildcards):
     """The data file a cell reads, or nothing for cells that draw their data themselves."""
     data_id = CELLS[wildcards.experiment][wildcards.cell]["data"]

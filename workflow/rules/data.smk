@@ -11,5 +11,7 @@ rule data:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        config_sha256=experiment_hash,
     script:
         "../scripts/data.py"

@@ -28,5 +28,6 @@ for figure_name, figure_experiments in FIGURES.items():
             runtime=10,
         params:
             figure=figure_name,
+            config_sha256=experiment_hash,
         script:
             "../scripts/figure.py"

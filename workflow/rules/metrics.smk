@@ -13,5 +13,7 @@ rule metrics:
     resources:
         mem_mb=4000,
         runtime=20,
+    params:
+        config_sha256=experiment_hash,
     script:
         "../scripts/metrics.py"

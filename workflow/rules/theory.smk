@@ -13,5 +13,7 @@ rule theory:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        config_sha256=experiment_hash,
     script:
         "../scripts/theory.py"

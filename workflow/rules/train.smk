@@ -14,5 +14,7 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=240,
+    params:
+        config_sha256=experiment_hash,
     script:
         "../scripts/train.py"
