@@ -169,29 +169,36 @@ def digits_subset(n_train: int, generator: np.random.Generator) -> dict[str, np.
     return {"x_train": x[train], "y_train": onehot[train], "x_test": x[test], "y_test": onehot[test]}
 
 
-def separable_set(n: int, d: int, config_seed: int, seed: int, max_attempts: int = 1000) -> tuple[np.ndarray,
-                                                                                                np.ndarray]:
+def separable_set(n: int, d: int, config_seed: int, seed: int, margin_gap: float = 0.5, alpha_ratio: float = 0.2,
+                  max_attempts: int = 10000) -> tuple[np.ndarray, np.ndarray]:
     """n points (half per class, y = ±1) in R^d, separable through the origin, for Soudry et al. (2018).
 
-    Two Gaussian clouds (standard deviation 0.7) around ±μ, μ = (1.5, 0.5, 0, …), rescaled so that max ‖x‖ = 1.
-    Draws (SEPARABLE_SET, d, seed, attempt) for attempt = 0, 1, … until the set is separable through the origin and
-    its support vectors span R^d (the generic case, where the theory fixes the residual w̃ of w(t) = ŵ log t + w̃).
+    Two Gaussian clouds (standard deviation 0.5) around ±μ, μ = (1.5, 0.5, 0, …), rescaled so that max ‖x‖ = 1.
+    Draws (SEPARABLE_SET, d, seed, attempt) for attempt = 0, 1, … until the set is well conditioned for the
+    asymptotics w(t) = ŵ log t + w̃ + o(1): separable through the origin, support vectors spanning R^d (so that w̃
+    is fixed by the theory), every other point at y ŵ·x ≥ 1 + ``margin_gap`` (its pull on w decays like
+    t^−margin_gap) and every SVM dual variable at least ``alpha_ratio`` times the largest.
     """
-    from phaselab.theory.implicit_bias import max_margin, support_spans_data
+    from phaselab.theory.implicit_bias import max_margin, support, support_spans_data
 
     mu = np.zeros(d)
     mu[:2] = (1.5, 0.5)[:d]
     y = np.repeat([1.0, -1.0], [n - n // 2, n // 2])
     for attempt in range(max_attempts):
-        x = y[:, None] * mu + 0.7 * rng(config_seed, SEPARABLE_SET, d, seed, attempt).standard_normal((n, d))
+        x = y[:, None] * mu + 0.5 * rng(config_seed, SEPARABLE_SET, d, seed, attempt).standard_normal((n, d))
         x /= np.linalg.norm(x, axis=1).max()
+        z = y[:, None] * x
         try:
-            _, alpha = max_margin(y[:, None] * x)
+            w_hat, alpha = max_margin(z)
         except ValueError:
             continue
-        if support_spans_data(y[:, None] * x, alpha) and np.linalg.matrix_rank(x) == d:
+        sv = support(alpha)
+        others = np.delete(z @ w_hat, sv)
+        if (support_spans_data(z, alpha) and np.linalg.matrix_rank(x) == d
+                and alpha[sv].min() >= alpha_ratio * alpha.max()
+                and (others.size == 0 or others.min() >= 1 + margin_gap)):
             return x, y
-    raise RuntimeError(f"no separable set with spanning support vectors in {max_attempts} draws (n = {n}, d = {d})")
+    raise RuntimeError(f"no well-conditioned separable set in {max_attempts} draws (n = {n}, d = {d})")
 
 
 def icosahedron() -> np.ndarray:
@@ -212,3 +219,40 @@ def twelve_bit_task(threshold: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
     bits = (np.arange(4096)[:, None] >> np.arange(12)) & 1
     dipole = np.linalg.norm(bits @ icosahedron(), axis=1) ** 2
     return (2 * bits - 1).astype(np.float32), (dipole > threshold).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Perceptron experiments (capacity, learning curves).
+# Seeds: (CAPACITY_PATTERNS, N, P), (CAPACITY_LABELS, N, P): all trials of one (N, P) from one draw, so a run
+# with more trials keeps the first ones; (PERCEPTRON_TEACHER, N, binary, seed), (PERCEPTRON_INPUTS, N, binary,
+# seed): one nested input stream per seed, the training set at α is its first round(αN) examples;
+# (GIBBS_SAMPLER, N, P): the momenta of the version-space sampler for all seeds at one training-set size.
+# ----------------------------------------------------------------------------------------------------------------
+CAPACITY_PATTERNS, CAPACITY_LABELS, PERCEPTRON_TEACHER, PERCEPTRON_INPUTS, GIBBS_SAMPLER = 71, 72, 73, 74, 75
+
+
+def random_dichotomies(N: int, P: int, n_trials: int, config_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cover's and Gardner's storage problem: patterns ξ^μ ~ N(0, I_N) (trials, P, N) float32, labels ±1 with
+    probability ½ each (trials, P) float32."""
+    patterns = rng(config_seed, CAPACITY_PATTERNS, N, P).standard_normal((n_trials, P, N), dtype=np.float32)
+    labels = 2.0 * rng(config_seed, CAPACITY_LABELS, N, P).integers(0, 2, (n_trials, P)) - 1.0
+    return patterns, labels.astype(np.float32)
+
+
+def perceptron_teacher_student(N: int, n_examples: int, n_seeds: int, config_seed: int,
+                               binary: bool = False) -> dict[str, np.ndarray]:
+    """A teacher perceptron per seed and its labelled input stream (Engel & Van den Broeck ch. 2).
+
+    ``teacher`` (seeds, N): w* ~ N(0, I_N), or uniform on {−1, +1}^N when ``binary``; ``inputs`` (seeds,
+    n_examples, N) float32 with N(0, 1) entries; ``labels`` = sign(w*·x) (seeds, n_examples) float32, computed in
+    float64 from the stored float32 inputs.
+    """
+    flag = int(binary)
+    teacher = np.stack([
+        (2.0 * rng(config_seed, PERCEPTRON_TEACHER, N, flag, s).integers(0, 2, N) - 1.0) if binary
+        else rng(config_seed, PERCEPTRON_TEACHER, N, flag, s).standard_normal(N) for s in range(n_seeds)])
+    inputs = np.stack([rng(config_seed, PERCEPTRON_INPUTS, N, flag, s).standard_normal((n_examples, N),
+                                                                                      dtype=np.float32)
+                       for s in range(n_seeds)])
+    labels = np.sign(np.einsum("spn,sn->sp", inputs.astype(np.float64), teacher)).astype(np.float32)
+    return {"teacher": teacher, "inputs": inputs, "labels": labels}

@@ -7,6 +7,8 @@ h_l ↦ h_{l+1} = σ(W_l h_l + b_l); the last layer is linear (the network's out
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
@@ -24,7 +26,7 @@ def init_mlp(sizes: list[int], seeds: list[int], activation: str = "tanh", outpu
     """
     params = {}
     rngs = [np.random.default_rng(int(s)) for s in seeds]
-    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         std = GAIN[activation] / np.sqrt(fan_in) * (output_scale if layer == len(sizes) - 2 else 1.0)
         W = np.stack([std * r.standard_normal((fan_out, fan_in)) for r in rngs])
         params[f"W{layer}"] = torch.as_tensor(W, dtype=dtype)

@@ -19,6 +19,14 @@ import importlib
 
 TYPES = {
     "sgd_phase_diagram": "phaselab.experiments.sgd_phase_diagram",
+    "capacity": "phaselab.experiments.capacity",
+    "learning_curves": "phaselab.experiments.learning_curves",
+    "double_descent": "phaselab.experiments.double_descent",
+    "random_labels": "phaselab.experiments.random_labels",
+    "edge_of_stability": "phaselab.experiments.edge_of_stability",
+    "sharpness": "phaselab.experiments.sharpness",
+    "implicit_bias": "phaselab.experiments.implicit_bias",
+    "information_plane": "phaselab.experiments.information_plane",
 }
 
 

@@ -2,8 +2,8 @@
 
 The estimator: every neuron's activity is cut into bins of one fixed width (0.07 in Saxe et al.'s code, about the
 30 bins over tanh's range [−1, 1] of Shwartz-Ziv & Tishby; bins anchored at 0, unbounded for ReLU); a layer's state
-T on an input is the tuple of its neurons' bin indices. The inputs X are the rows of a finite set, each equally likely, and
-the layer is a deterministic function of X, so
+T on an input is the tuple of its neurons' bin indices. The inputs X are the rows of a finite set, each equally
+likely, and the layer is a deterministic function of X, so
 
     I(X;T) = H(T),    I(T;Y) = H(T) + H(Y) − H(T, Y)    (bits),
 

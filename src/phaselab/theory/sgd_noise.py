@@ -1,9 +1,9 @@
 """Stationary excess loss of minibatch SGD on isotropic linear regression: the η/B law.
 
 Population loss L(w) = ½ E[(y − w·x)²], x ~ N(0, I_d), y = w*·x + σ ξ (label-noise variance σ²); SGD with step η
-on minibatches of B fresh samples (sampling with replacement from the population). With e = w − w* and S = E[e eᵀ], one step gives
-S' = S − 2ηS + η²[(1 + 1/B) S + tr(S) I/B] + η²σ² I/B (Gaussian fourth moments), so s = tr S obeys
-s' = s (1 − 2η + η²(1 + (d + 1)/B)) + η² d σ²/B and at stationarity
+on minibatches of B fresh samples (sampling with replacement from the population). With e = w − w* and
+S = E[e eᵀ], one step gives S' = S − 2ηS + η²[(1 + 1/B) S + tr(S) I/B] + η²σ² I/B (Gaussian fourth moments),
+so s = tr S obeys s' = s (1 − 2η + η²(1 + (d + 1)/B)) + η² d σ²/B and at stationarity
 
     E[L − L*] = s/2 = d η σ² / (2B (2 − η − η(d + 1)/B))  ≈  η d σ² / (4B)  for small η,
 
