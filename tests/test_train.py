@@ -121,3 +121,17 @@ def test_general_engine_equals_one_member_at_a_time():
         np.testing.assert_allclose(w.numpy(), closed.numpy(), atol=1e-10)
     assert run.diverged_step.tolist() == [-1, -1, 10] and np.isnan(run.metrics["loss"][2, -1])
     assert run.metrics["loss"][1, -1] < run.metrics["loss"][0, -1] < run.metrics["loss"][0, 0]
+
+
+def test_memory_budget_splits_the_ensemble_without_changing_the_result():
+    from phaselab.train import ensemble_bytes
+
+    kwargs = dict(d=64, p=3, k=2, seeds=3, lr=(0.5, 1.0, 2.0), times=(0.0, 1.0, 3.0), noise=0.01, n_test=50)
+    whole, _ = run(**kwargs)
+    budget = 1.5 * ensemble_bytes(1, 3, 3, 64) / 2**20  # room for one seed group at a time
+    chunked, _ = run(**kwargs, memory_budget_mb=budget)
+    tiny, _ = run(**kwargs, memory_budget_mb=0.6 * ensemble_bytes(1, 3, 3, 64) / 2**20)  # members split too
+    for other in (chunked, tiny):  # the weights are identical; the float64 risk sums in a batch-shaped order
+        np.testing.assert_allclose(other.risk, whole.risk, rtol=1e-13)
+        np.testing.assert_allclose(other.test_risk, whole.test_risk, rtol=1e-13)
+        np.testing.assert_array_equal(other.Q0, whole.Q0)
