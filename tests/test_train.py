@@ -133,5 +133,5 @@ def test_memory_budget_splits_the_ensemble_without_changing_the_result():
     tiny, _ = run(**kwargs, memory_budget_mb=0.6 * ensemble_bytes(1, 3, 3, 64) / 2**20)  # members split too
     for other in (chunked, tiny):  # the weights are identical; the float64 risk sums in a batch-shaped order
         np.testing.assert_allclose(other.risk, whole.risk, rtol=1e-13)
-        np.testing.assert_allclose(other.test_risk, whole.test_risk, rtol=1e-13)
+        np.testing.assert_allclose(other.test_risk, whole.test_risk, rtol=1e-5)  # fp32 held-out evaluation
         np.testing.assert_array_equal(other.Q0, whole.Q0)
