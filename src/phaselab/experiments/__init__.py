@@ -33,3 +33,11 @@ TYPES = {
 def get(type_name: str):
     """The module of an experiment type."""
     return importlib.import_module(TYPES[type_name])
+
+
+def log_schedule(total: int, per_decade: int) -> list[int]:
+    """Checkpoints 0, then log-spaced integers from 1 to ``total`` (``per_decade`` a decade), and ``total``."""
+    import math
+
+    n = math.ceil(math.log10(total) * per_decade)
+    return sorted({0, *(round(10 ** (i / per_decade)) for i in range(n)), total})

@@ -12,12 +12,12 @@ One cell: its members are the learning rates × data sets (seeds), each member f
 
 from __future__ import annotations
 
-import math
 import sys
 
 import numpy as np
 
 from phaselab.config import check_grid_axis
+from phaselab.experiments import log_schedule
 
 FIGURES = ("implicit_bias_rates", "implicit_bias_2d")
 
@@ -28,9 +28,7 @@ def check(key: str, exp: dict) -> None:
 
 def checkpoints(exp: dict) -> list[int]:
     """Steps 0 and log-spaced from 1 to train.steps, ``checkpoints_per_decade`` a decade."""
-    steps, per = exp["train"]["steps"], exp["train"]["checkpoints_per_decade"]
-    n = math.ceil(math.log10(steps) * per)
-    return sorted({0, *(round(10 ** (i / per)) for i in range(n)), steps})
+    return log_schedule(exp["train"]["steps"], exp["train"]["checkpoints_per_decade"])
 
 
 def cells(exp: dict) -> list[dict]:

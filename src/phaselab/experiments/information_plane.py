@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from phaselab.config import check_grid_axis
+from phaselab.experiments import log_schedule
 
 FIGURES = ("information_plane", "information_plane_layers")
 
@@ -28,9 +29,7 @@ def check(key: str, exp: dict) -> None:
 
 def epochs(exp: dict) -> list[int]:
     """Epoch 0 and log-spaced epochs from 1 to train.epochs, ``checkpoints_per_decade`` a decade."""
-    total, per = exp["train"]["epochs"], exp["train"]["checkpoints_per_decade"]
-    n = math.ceil(math.log10(total) * per)
-    return sorted({0, *(round(10 ** (i / per)) for i in range(n)), total})
+    return log_schedule(exp["train"]["epochs"], exp["train"]["checkpoints_per_decade"])
 
 
 def cells(exp: dict) -> list[dict]:
