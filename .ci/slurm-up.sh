@@ -8,7 +8,10 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
         munge slurmctld slurmd slurm-client >/dev/null
 fi
 host=$(hostname -s)
-cpus=$(nproc)
+# One CPU more than the machine has: the Snakemake controller, when it runs as a batch job itself
+# (workflow/sbatch-controller.sh, tests/test_slurm.py), holds a CPU while it mostly sleeps between squeue polls;
+# without the extra slot a 2-core machine could never start the 2-CPU post-processing group beside it.
+cpus=$(($(nproc) + 1))
 mem=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.8}' /proc/meminfo)
 state=/var/tmp/phaselab-slurm
 mkdir -p "$state"/{ctld,d,log} /etc/slurm /run/munge
@@ -27,6 +30,7 @@ SelectTypeParameters=CR_Core_Memory
 MpiDefault=none
 MailProg=/bin/true
 ReturnToService=2
+SlurmdParameters=config_overrides
 MinJobAge=300
 StateSaveLocation=$state/ctld
 SlurmdSpoolDir=$state/d

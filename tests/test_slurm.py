@@ -4,8 +4,13 @@ CI stands the cluster up with `.ci/slurm-up.sh` (munge, slurmctld, slurmd from D
 only where the SLURM client is not installed; an installed but unreachable cluster is a failure.
 """
 
+import os
+import re
 import shutil
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +69,92 @@ def test_failing_slurm_job_surfaces_and_rerun_completes_only_what_is_missing(clu
     assert len(list(cells.glob("*.nc"))) == 4
     assert "Nothing to be done" in run_snakemake(tmp_path, tmp_path / "tiny.yaml", "-n").stdout
     assert rerun.returncode == 0
+
+
+# --- the controller itself as a batch job (workflow/sbatch-controller.sh): survives logout, resumes on resubmit ---
+
+CONTROLLER_ARGS = SLURM_ARGS[2:]  # the script brings --profile profiles/slurm itself
+
+
+def submit_controller(workdir: Path, config_path: Path) -> str:
+    """`sbatch workflow/sbatch-controller.sh` from the repository root, as the README says; returns the job id."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--output", str(workdir / "controller-%j.log"),
+         str(ROOT / "workflow" / "sbatch-controller.sh"), "-d", str(workdir), "--configfile", str(config_path),
+         *CONTROLLER_ARGS],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    return submitted.stdout.strip().split(";")[0]
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(2)
+    pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
+
+
+def queued(**selector) -> list[str]:
+    """Job ids in the queue (pending, running or completing) for squeue's -j/-n selector."""
+    flag = {"job": "-j", "name": "-n"}
+    args = [item for key, value in selector.items() for item in (flag[key], value)]
+    out = subprocess.run(["squeue", "-h", "-o", "%i", *args], capture_output=True, text=True, timeout=30, check=False)
+    return out.stdout.split()
+
+
+def job_state(job_id: str) -> dict:
+    """JobState and ExitCode of a finished job (its record stays MinJobAge = 300 s; no accounting needed)."""
+    out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30,
+                         check=False).stdout
+    return dict(re.findall(r"\b(JobState|ExitCode)=(\S+)", out))
+
+
+def finished_train_outputs(log: str) -> list[str]:
+    """The cells whose training job the controller saw finish, from its log (`rule train: ... output ... jobid`)."""
+    outputs = dict(re.findall(r"rule train:\n(?:.*\n)*?\s+output: (\S+)\n(?:.*\n)*?\s+jobid: (\d+)", log))
+    outputs = {jobid: path for path, jobid in outputs.items()}
+    return [outputs[j] for j in re.findall(r"Finished jobid: (\d+) \(Rule: train\)", log)]
+
+
+def test_controller_as_batch_job_is_cancelled_cleanly_and_resumes_on_resubmission(cluster, tiny_reference, tmp_path):
+    local_dir, config = tiny_reference
+    config = dict(config, results=str(tmp_path / "results"))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    first = submit_controller(tmp_path, tmp_path / "tiny.yaml")
+    first_log = tmp_path / f"controller-{first}.log"
+    wait_until(lambda: first_log.exists() and finished_train_outputs(first_log.read_text()), 600,
+               "the first controller to see a training job finish")
+
+    # "logout" is harmless; scancel (or the time limit) stops the sweep, and takes the controller's jobs with it
+    done = {path: Path(path).stat().st_mtime_ns for path in finished_train_outputs(first_log.read_text())}
+    subprocess.run(["scancel", first], check=True, timeout=30)
+    wait_until(lambda: not queued(job=first), 120, "the cancelled controller to leave the queue")
+    log = first_log.read_text()
+    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
+    wait_until(lambda: not queued(name=run_id), 60, "the cancelled controller's jobs to leave the queue")
+    assert "Terminating processes on user request" in log
+    cells = tmp_path / "results" / "tiny" / "cells"
+    assert len(list(cells.glob("*.nc"))) < 4, "the sweep finished before the cancel: nothing left to resume"
+
+    # submitting the same script again resumes: finished cells are kept, the rest is done, results equal a local run
+    third = submit_controller(tmp_path, tmp_path / "tiny.yaml")
+    wait_until(lambda: job_state(third).get("JobState") != "PENDING", 300, "the resubmitted controller to start")
+    # a second controller on the same directory refuses to start while another one lives
+    second = submit_controller(tmp_path, tmp_path / "tiny.yaml")
+    wait_until(lambda: not queued(job=second), 300, "the second controller to give up")
+    assert "another controller job runs" in (tmp_path / f"controller-{second}.log").read_text()
+    assert job_state(second)["ExitCode"] == "1:0"
+    wait_until(lambda: not queued(job=third), 900, "the resubmitted controller to finish")
+    third_log = (tmp_path / f"controller-{third}.log").read_text()
+    assert job_state(third) == {"JobState": "COMPLETED", "ExitCode": "0:0"}, third_log[-3000:]
+    assert {path: Path(path).stat().st_mtime_ns for path in done} == done
+    resumed = open_netcdf(tmp_path / "results" / "tiny" / "metrics.nc")
+    local = open_netcdf(local_dir / "results" / "tiny" / "metrics.nc")
+    for var in ("risk", "final_risk", "test_risk"):
+        np.testing.assert_array_equal(resumed[var].values, local[var].values, err_msg=var)
+    assert (tmp_path / "results" / "summary.html").exists()
+    assert "Nothing to be done" in run_snakemake(tmp_path, tmp_path / "tiny.yaml", "-n").stdout

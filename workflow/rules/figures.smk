@@ -21,9 +21,12 @@ for figure_name, figure_experiments in FIGURES.items():
             f"{RESULTS}/{{experiment}}/benchmarks/figures/{figure_name}.tsv"
         wildcard_constraints:
             experiment="|".join(figure_experiments),
+        group:
+            "post"
         conda:
             "../../envs/analysis.yaml"
         resources:
+            cpus_per_task=1,
             mem_mb=2000,
             runtime=10,
         params:

@@ -8,9 +8,12 @@ rule metrics:
         f"{RESULTS}/{{experiment}}/logs/metrics.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/metrics.tsv"
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     resources:
+        cpus_per_task=1,
         mem_mb=4000,
         runtime=20,
     params:

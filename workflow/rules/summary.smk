@@ -12,9 +12,12 @@ rule summary:
         ),
     log:
         f"{RESULTS}/logs/summary.log",
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     resources:
+        cpus_per_task=1,
         mem_mb=2000,
         runtime=10,
     params:

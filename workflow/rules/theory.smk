@@ -8,9 +8,12 @@ rule theory:
         f"{RESULTS}/{{experiment}}/logs/theory.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/theory.tsv"
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     resources:
+        cpus_per_task=1,
         mem_mb=4000,
         runtime=60,
     params:
