@@ -102,3 +102,48 @@ def test_every_shipped_config_together_is_one_valid_workflow(tmp_path):
     for path in configs:
         for name in yaml.safe_load(open(path))["experiments"]:
             assert f"{name}/metrics.nc" in text, name
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """A copy of the phaselab sources that the code hash reads instead of the real ones, to edit in a test."""
+    import shutil
+
+    from phaselab import experiments
+
+    copy = tmp_path / "phaselab"
+    shutil.copytree(ROOT / "src" / "phaselab", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    caches = (experiments._module_path, experiments._file_imports, experiments.code_sha256)
+    for cached in caches:
+        cached.cache_clear()
+    monkeypatch.setattr(experiments, "_package_root", lambda: copy)
+    yield copy
+    for cached in caches:
+        cached.cache_clear()
+
+
+def test_each_stage_hashes_the_code_it_runs(package_copy):
+    """The params trigger behind a code change: an edit reruns the stages whose sources it touches, only those."""
+    from phaselab import experiments
+
+    def names(stage):
+        return {str(p.relative_to(package_copy)) for p in experiments.stage_sources("sgd_phase_diagram", stage)}
+
+    train, figure = names("train"), names("figure")
+    assert {"experiments/sgd_phase_diagram.py", "train.py", "_kernels.py", "data.py", "metrics.py"} <= train
+    assert not any(n.startswith("plots/") for n in train)
+    assert {"experiments/sgd_phase_diagram.py", "plots/__init__.py", "plots/phase_diagram.py"} <= figure
+    assert not {"train.py", "_kernels.py"} & figure
+    assert "theory/phase_diagram.py" in names("theory")
+
+    before = {stage: experiments.code_sha256("sgd_phase_diagram", stage) for stage in experiments.STAGE_FUNCTIONS}
+    with open(package_copy / "plots" / "phase_diagram.py", "a") as f:
+        f.write("\n# a figure tweak\n")
+    experiments.code_sha256.cache_clear()
+    after = {stage: experiments.code_sha256("sgd_phase_diagram", stage) for stage in experiments.STAGE_FUNCTIONS}
+    assert [s for s in before if before[s] != after[s]] == ["figure"]
+    with open(package_copy / "_kernels.py", "a") as f:
+        f.write("\n# an engine change\n")
+    experiments.code_sha256.cache_clear()
+    changed = [s for s in after if after[s] != experiments.code_sha256("sgd_phase_diagram", s)]
+    assert changed == ["train"]

@@ -44,6 +44,19 @@ def experiment_hash(wildcards):
     )
 
 
+def code_hash(stage):
+    """Params function: sha256 of the phaselab sources a stage of the experiment runs, so that changed package code
+    reruns the jobs it affects (a figure tweak redraws figures; an engine change retrains).
+    """
+
+    def code_sha256(wildcards):
+        return phaselab_experiments.code_sha256(
+            EXPERIMENTS[wildcards.experiment]["type"], stage
+        )
+
+    return code_sha256
+
+
 def cell_data(wildcards):
     """The data file a cell reads, or nothing for cells that draw their data themselves."""
     data_id = CELLS[wildcards.experiment][wildcards.cell]["data"]

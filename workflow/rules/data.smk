@@ -13,5 +13,6 @@ rule data:
         runtime=10,
     params:
         config_sha256=experiment_hash,
+        code_sha256=code_hash("data"),
     script:
         "../scripts/data.py"

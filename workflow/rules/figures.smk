@@ -32,5 +32,6 @@ for figure_name, figure_experiments in FIGURES.items():
         params:
             figure=figure_name,
             config_sha256=experiment_hash,
+            code_sha256=code_hash("figure"),
         script:
             "../scripts/figure.py"

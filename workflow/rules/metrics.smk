@@ -18,5 +18,6 @@ rule metrics:
         runtime=20,
     params:
         config_sha256=experiment_hash,
+        code_sha256=code_hash("metrics"),
     script:
         "../scripts/metrics.py"

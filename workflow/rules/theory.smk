@@ -18,5 +18,6 @@ rule theory:
         runtime=60,
     params:
         config_sha256=experiment_hash,
+        code_sha256=code_hash("theory"),
     script:
         "../scripts/theory.py"

@@ -16,5 +16,6 @@ rule train:
         runtime=240,
     params:
         config_sha256=experiment_hash,
+        code_sha256=code_hash("train"),
     script:
         "../scripts/train.py"

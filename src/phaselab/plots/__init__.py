@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from phaselab.atomic import replacing  # noqa: E402
 
@@ -91,6 +92,35 @@ def fit_slope(x: np.ndarray, y: np.ndarray) -> float:
     if np.unique(x[m]).size < 2:
         return float("nan")
     return float(np.polyfit(np.log(x[m]), np.log(y[m]), 1)[0])
+
+
+CI_LABEL = "band: 95 % CI of the seed mean (Student t), line: seed mean"
+
+
+def colors(n: int, cmap: str = "viridis"):
+    return [plt.get_cmap(cmap)(v) for v in np.linspace(0.0, 0.85, max(n, 1))][:n]
+
+
+def ok_members(metrics: xr.Dataset) -> xr.DataArray:
+    """True where a member did not diverge."""
+    status = xr.apply_ufunc(np.vectorize(decode, otypes=[object]), metrics["status"])
+    return status == "ok"
+
+
+def plain_log_axis(axis) -> None:
+    """Log-scale ticks at 1, 2, 3, 5 × 10^k written as plain numbers, minor ticks unlabelled."""
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def mean_band(ax, x, samples, color, label=None, gid=None, **line):
+    """Seed mean of ``samples`` (seed, len(x)) with its 95 % CI band; NaN (diverged) samples are left out."""
+    mean, lo, hi, _ = seed_stats(np.asarray(samples, dtype=float), axis=0)
+    x = np.asarray(x, dtype=float)
+    ax.fill_between(x, lo, hi, color=color, alpha=0.22, linewidth=0)
+    ax.plot(x, mean, color=color, label=label, gid=gid, **{"linewidth": 1.6, **line})
+    return mean
 
 
 def save(fig: Figure, path, dpi: int = DPI, metadata: dict | None = None) -> Path:

@@ -14,8 +14,16 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from phaselab.plots import fmt, new_figure, provenance  # noqa: E402
-from phaselab.plots.edge_of_stability import CI_LABEL, colors, mean_band, ok_members, plain_log_axis  # noqa: E402
+from phaselab.plots import (  # noqa: E402
+    CI_LABEL,
+    colors,
+    fmt,
+    mean_band,
+    new_figure,
+    ok_members,
+    plain_log_axis,
+    provenance,
+)
 
 STEP_LABEL = "gradient-descent step t (dimensionless)"
 

@@ -14,8 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from phaselab.plots import new_figure, provenance, seed_stats  # noqa: E402
-from phaselab.plots.edge_of_stability import CI_LABEL, mean_band, ok_members  # noqa: E402
+from phaselab.plots import CI_LABEL, mean_band, new_figure, ok_members, provenance, seed_stats  # noqa: E402
 
 CMAP = "gnuplot"
 IXT_LABEL = "I(X;T), binned estimate (bit)"

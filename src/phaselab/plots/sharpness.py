@@ -11,8 +11,7 @@ import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from phaselab.plots import fmt, new_figure, provenance, seed_stats  # noqa: E402
-from phaselab.plots.edge_of_stability import colors, ok_members, plain_log_axis  # noqa: E402
+from phaselab.plots import colors, fmt, new_figure, ok_members, plain_log_axis, provenance, seed_stats  # noqa: E402
 
 MARKERS = "osD^vP*X"
 CI_NOTE = "error bars: 95 % CI of the seed mean (Student t); diverged members left out"
