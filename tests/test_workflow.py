@@ -1,5 +1,6 @@
 """End to end through Snakemake: a tiny grid in CI; the quick default behind the `slow` mark."""
 
+import re
 import subprocess
 import sys
 
@@ -92,6 +93,21 @@ def test_changed_config_reruns_the_experiment(tiny_reference):
     assert "Params have changed since last execution" in text
     for rule in ("data", "train", "metrics", "theory"):
         assert f"rule {rule}:" in text or f"localrule {rule}:" in text, rule
+
+
+def test_device_cuda_asks_each_training_job_for_one_gpu(tmp_path):
+    """On a cluster `device: cuda` must reach the scheduler: the train rule's gpu resource (SLURM: --gpus=1)."""
+    plans = {}
+    for device in ("cuda", "cpu"):
+        config = dict(tiny_config(tmp_path / "results"), device=device)
+        (tmp_path / f"{device}.yaml").write_text(yaml.safe_dump(config))
+        dry = snakemake(tmp_path, "--configfile", str(tmp_path / f"{device}.yaml"), "-n")
+        blocks = re.findall(r"^rule (\w+):\n((?:    .*\n)*)", dry.stdout, re.MULTILINE)  # a job: its indented lines
+        plans[device] = [(rule, re.search(r"resources: (.*)", block).group(1)) for rule, block in blocks]
+    for device, gpus in (("cuda", "1"), ("cpu", "0")):
+        train = [res for rule, res in plans[device] if rule == "train"]
+        assert len(train) == 4 and all(f"gpu={gpus}" in res for res in train), (device, train)
+        assert not any("gpu=" in res for rule, res in plans[device] if rule != "train")
 
 
 def test_every_shipped_config_together_is_one_valid_workflow(tmp_path):

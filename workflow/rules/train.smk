@@ -14,6 +14,8 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=240,
+        # device: cuda asks the cluster for one GPU a training job (SLURM: --gpus=1)
+        gpu=1 if config["device"] == "cuda" else 0,
     params:
         config_sha256=experiment_hash,
         code_sha256=code_hash("train"),
