@@ -129,7 +129,7 @@ def package_copy(tmp_path, monkeypatch):
 
     copy = tmp_path / "phaselab"
     shutil.copytree(ROOT / "src" / "phaselab", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    caches = (experiments._module_path, experiments._file_imports, experiments.code_sha256)
+    caches = (experiments._module_path, experiments._parsed, experiments.code_sha256)
     for cached in caches:
         cached.cache_clear()
     monkeypatch.setattr(experiments, "_package_root", lambda: copy)
@@ -139,27 +139,41 @@ def package_copy(tmp_path, monkeypatch):
 
 
 def test_each_stage_hashes_the_code_it_runs(package_copy):
-    """The params trigger behind a code change: an edit reruns the stages whose sources it touches, only those."""
+    """The params trigger behind a code change: an edit reruns the stages whose code it touches, and only those."""
     from phaselab import experiments
 
-    def names(stage):
-        return {str(p.relative_to(package_copy)) for p in experiments.stage_sources("sgd_phase_diagram", stage)}
+    def hashes():
+        experiments._parsed.cache_clear()
+        experiments.code_sha256.cache_clear()
+        return {stage: experiments.code_sha256("sgd_phase_diagram", stage) for stage in experiments.STAGE_FUNCTIONS}
 
-    train, figure = names("train"), names("figure")
-    assert {"experiments/sgd_phase_diagram.py", "train.py", "_kernels.py", "data.py", "metrics.py"} <= train
-    assert not any(n.startswith("plots/") for n in train)
-    assert {"experiments/sgd_phase_diagram.py", "plots/__init__.py", "plots/phase_diagram.py"} <= figure
-    assert not {"train.py", "_kernels.py"} & figure
-    assert "theory/phase_diagram.py" in names("theory")
+    def edit(path, old, new):
+        source = (package_copy / path).read_text()
+        assert old in source
+        (package_copy / path).write_text(source.replace(old, new, 1))
 
-    before = {stage: experiments.code_sha256("sgd_phase_diagram", stage) for stage in experiments.STAGE_FUNCTIONS}
-    with open(package_copy / "plots" / "phase_diagram.py", "a") as f:
-        f.write("\n# a figure tweak\n")
-    experiments.code_sha256.cache_clear()
-    after = {stage: experiments.code_sha256("sgd_phase_diagram", stage) for stage in experiments.STAGE_FUNCTIONS}
+    train = experiments.stage_sources("sgd_phase_diagram", "train")
+    figure = experiments.stage_sources("sgd_phase_diagram", "figure")
+    assert {"phaselab.train", "phaselab._kernels", "phaselab.data", "phaselab.metrics"} <= set(train)
+    assert {"train_cell", "time_grid"} <= train["phaselab.experiments.sgd_phase_diagram"]
+    assert "train_committee_ensemble" in train["phaselab.train"] and train["phaselab._kernels"] is experiments.ALL
+    assert not any(m.startswith("phaselab.plots") for m in train)
+    assert figure["phaselab.plots.phase_diagram"] is experiments.ALL and "phaselab.train" not in figure
+    assert "phaselab.theory.phase_diagram" in experiments.stage_sources("sgd_phase_diagram", "theory")
+
+    before = hashes()
+    edit("plots/phase_diagram.py", '"""', '"""A docstring edit changes the code.\n', )
+    after = hashes()
     assert [s for s in before if before[s] != after[s]] == ["figure"]
-    with open(package_copy / "_kernels.py", "a") as f:
-        f.write("\n# an engine change\n")
-    experiments.code_sha256.cache_clear()
-    changed = [s for s in after if after[s] != experiments.code_sha256("sgd_phase_diagram", s)]
-    assert changed == ["train"]
+    edit("_kernels.py", "\n", "\n# a comment alone changes nothing\n")
+    assert hashes() == after
+    edit("train.py", "def stream_rows(", "def unused_helper():\n    return 0\n\n\ndef stream_rows(")
+    assert hashes() == after  # a function no stage calls
+    edit("train.py", "def stream_rows(", "def stream_rows(  # noqa\n")
+    edit("_kernels.py", "\n", "\nSTREAM_BLOCK = 256\n")
+    changed = hashes()
+    assert [s for s in after if after[s] != changed[s]] == ["train"]
+    summary = experiments.summary_code_sha256(["sgd_phase_diagram"])
+    edit("summary.py", '"""', '"""Changed. ')
+    experiments._parsed.cache_clear()
+    assert experiments.summary_code_sha256(["sgd_phase_diagram"]) != summary

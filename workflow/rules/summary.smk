@@ -22,5 +22,8 @@ rule summary:
         runtime=10,
     params:
         experiments=list(EXPERIMENTS),
+        code_sha256=phaselab_experiments.summary_code_sha256(
+            exp["type"] for exp in EXPERIMENTS.values()
+        ),
     script:
         "../scripts/summary.py"

@@ -49,7 +49,8 @@ def log_schedule(total: int, per_decade: int) -> list[int]:
 
 # Stage → the module function that carries it out (the interface above).
 STAGE_FUNCTIONS = {"data": "make_data", "train": "train_cell", "metrics": "collect", "theory": "theory",
-                   "figure": "figure"}
+                   "figure": "figure", "agreement": "agreement"}
+ALL = None  # a module used as a whole (``from phaselab import data``), not by some of its names
 
 
 def _package_root() -> Path:
@@ -57,8 +58,10 @@ def _package_root() -> Path:
 
 
 @functools.cache
-def _module_path(name: str):
+def _module_path(name: str) -> Path | None:
     """The source file of a phaselab module name, or None for a name that is not a module (a function, a class)."""
+    if name.split(".")[0] != "phaselab":
+        return None
     rel = _package_root().joinpath(*name.split(".")[1:])
     for path in (rel.with_suffix(".py"), rel / "__init__.py"):
         if path.is_file():
@@ -67,53 +70,87 @@ def _module_path(name: str):
 
 
 @functools.cache
-def _file_imports(path: Path) -> frozenset[str]:
-    return frozenset(_imports([ast.parse(path.read_text())]))
+def _parsed(module: str) -> tuple[list[ast.stmt], dict[str, ast.stmt]]:
+    """A module's top-level statements other than definitions, and its functions and classes by name."""
+    tree = ast.parse(_module_path(module).read_text())
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+    return [n for n in tree.body if n not in defs.values()], defs
 
 
-def _imports(nodes) -> set[str]:
-    """The phaselab modules that import statements under ``nodes`` load (``from phaselab import data``: phaselab.data;
-    ``from phaselab.metrics import open_netcdf``: phaselab.metrics)."""
-    names = set()
+def _uses(nodes) -> tuple[set[str], set[tuple[str, str | None]]]:
+    """Names that ``nodes`` refer to, and the phaselab (module, name) pairs their import statements load; name is
+    ALL for a whole module (``from phaselab import data``, ``import phaselab.metrics``)."""
+    names, imports = set(), set()
     for root in nodes:
         for node in ast.walk(root):
-            if isinstance(node, ast.Import):
-                names |= {a.name for a in node.names if a.name.split(".")[0] == "phaselab"}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("phaselab"):
-                found = {f"{node.module}.{a.name}" for a in node.names if _module_path(f"{node.module}.{a.name}")}
-                names |= found if len(found) == len(node.names) else found | {node.module}
-    return {n for n in names if _module_path(n)}
+            if isinstance(node, ast.Name):
+                names.add(node.id)
+            elif isinstance(node, ast.Import):
+                imports |= {(a.name, ALL) for a in node.names if _module_path(a.name)}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and _module_path(node.module or ""):
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    imports.add((sub, ALL) if _module_path(sub) else (node.module, a.name))
+    return names, imports
 
 
-def stage_sources(type_name: str, stage: str) -> list[Path]:
-    """The phaselab source files one stage of an experiment type runs: the experiment module, and every phaselab
-    module imported by its module level or by the stage's function (and the module's functions that it calls),
-    followed through their imports. A change to any of them makes the stage's results stale."""
-    module_path = _module_path(TYPES[type_name])
-    tree = ast.parse(module_path.read_text())
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    top = [n for n in tree.body if not isinstance(n, ast.FunctionDef | ast.ClassDef)]
-    reached, todo = set(), [STAGE_FUNCTIONS[stage]]
-    while todo:  # the stage's function and the module functions it calls, by name
-        name = todo.pop()
-        if name in functions and name not in reached:
-            reached.add(name)
-            todo += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)]
-    files, todo = {module_path}, list(_imports(top + [functions[n] for n in reached]))
-    while todo:  # follow imports of the modules reached, all of them (module level and inside functions)
-        path = _module_path(todo.pop())
-        if path not in files:
-            files.add(path)
-            todo += _file_imports(path)
-    return sorted(files)
+def _reached(entries) -> dict[str, set[str] | None]:
+    """From (module, name) entry points, every phaselab module reached through imports, with the functions and
+    classes of it that are used (ALL: the whole module), following calls by name inside each module."""
+    reached: dict[str, set[str] | None] = {}
+    todo = list(entries)
+    while todo:
+        module, name = todo.pop()
+        top, defs = _parsed(module)
+        if module not in reached:  # its top-level statements run on import
+            reached[module] = set()
+            names, imports = _uses(top)
+            todo += [(module, n) for n in names if n in defs] + list(imports)
+        used = reached[module]
+        if used is ALL or name in used:
+            continue
+        if name is ALL:
+            reached[module] = ALL
+            todo += [(module, n) for n in defs]
+            continue
+        used.add(name)
+        if name in defs:
+            names, imports = _uses([defs[name]])
+            todo += [(module, n) for n in names if n in defs and n not in used] + list(imports)
+    return reached
+
+
+def _sha256(reached: dict[str, set[str] | None]) -> str:
+    """sha256 of the code reached, as ``ast.unparse`` writes it: comments and formatting do not count."""
+    digest = hashlib.sha256()
+    for module in sorted(reached):
+        top, defs = _parsed(module)
+        used = defs if reached[module] is ALL else sorted(n for n in reached[module] if n in defs)
+        digest.update(module.encode() + b"\0")
+        for node in top + [defs[n] for n in used]:
+            digest.update(ast.unparse(node).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _stage_entry(type_name: str, stage: str) -> tuple[str, str]:
+    return TYPES[type_name], STAGE_FUNCTIONS[stage]
+
+
+def stage_sources(type_name: str, stage: str) -> dict[str, set[str] | None]:
+    """The phaselab code one stage of an experiment type runs: module → the functions and classes of it used
+    (None: the whole module), from the stage's function of the experiment module through imports and calls. A
+    change to any of it makes the stage's results stale."""
+    return _reached([_stage_entry(type_name, stage)])
 
 
 @functools.cache
 def code_sha256(type_name: str, stage: str) -> str:
-    """sha256 of the source files :func:`stage_sources` lists (paths relative to the package): Snakemake reruns a
-    job whose code changed, like one whose config changed (params trigger)."""
-    digest = hashlib.sha256()
-    root = _package_root()
-    for path in stage_sources(type_name, stage):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    """sha256 of the code :func:`stage_sources` lists: Snakemake reruns a job whose code changed, like one whose
+    config changed (params trigger)."""
+    return _sha256(stage_sources(type_name, stage))
+
+
+def summary_code_sha256(type_names) -> str:
+    """The same for the report's summary page: phaselab.summary and each experiment type's ``agreement``."""
+    entries = [("phaselab.summary", ALL)] + [_stage_entry(t, "agreement") for t in sorted(set(type_names))]
+    return _sha256(_reached(entries))
