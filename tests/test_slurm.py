@@ -120,6 +120,20 @@ def test_controller_as_batch_job_is_cancelled_cleanly_and_resumes_on_resubmissio
     local_dir, config = tiny_reference
     config = dict(config, results=str(tmp_path / "results"))
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    # a controller refuses to start while another one lives in the same directory (here a stand-in that sleeps)
+    other = subprocess.run(["sbatch", "--parsable", "--job-name", "phaselab-controller", "--mem", "100M",
+                            "--output", "/dev/null", "--wrap", "sleep 300"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    other = other.stdout.strip().split(";")[0]
+    refused = submit_controller(tmp_path, tmp_path / "tiny.yaml")
+    wait_until(lambda: not queued(job=refused), 300, "the duplicate controller to give up")
+    subprocess.run(["scancel", other], check=True, timeout=30)
+    refusal = (tmp_path / f"controller-{refused}.log").read_text()
+    assert f"another controller job runs from {ROOT} (job {other})" in refusal
+    assert job_state(refused)["ExitCode"] == "1:0"
+    assert not (tmp_path / "results").exists()
+    wait_until(lambda: not queued(job=other), 120, "the stand-in to leave the queue")
+
     first = submit_controller(tmp_path, tmp_path / "tiny.yaml")
     first_log = tmp_path / f"controller-{first}.log"
     wait_until(lambda: first_log.exists() and finished_train_outputs(first_log.read_text()), 600,
@@ -137,16 +151,10 @@ def test_controller_as_batch_job_is_cancelled_cleanly_and_resumes_on_resubmissio
     assert len(list(cells.glob("*.nc"))) < 4, "the sweep finished before the cancel: nothing left to resume"
 
     # submitting the same script again resumes: finished cells are kept, the rest is done, results equal a local run
-    third = submit_controller(tmp_path, tmp_path / "tiny.yaml")
-    wait_until(lambda: job_state(third).get("JobState") != "PENDING", 300, "the resubmitted controller to start")
-    # a second controller on the same directory refuses to start while another one lives
     second = submit_controller(tmp_path, tmp_path / "tiny.yaml")
-    wait_until(lambda: not queued(job=second), 300, "the second controller to give up")
-    assert "another controller job runs" in (tmp_path / f"controller-{second}.log").read_text()
-    assert job_state(second)["ExitCode"] == "1:0"
-    wait_until(lambda: not queued(job=third), 900, "the resubmitted controller to finish")
-    third_log = (tmp_path / f"controller-{third}.log").read_text()
-    assert job_state(third) == {"JobState": "COMPLETED", "ExitCode": "0:0"}, third_log[-3000:]
+    wait_until(lambda: not queued(job=second), 900, "the resubmitted controller to finish")
+    second_log = (tmp_path / f"controller-{second}.log").read_text()
+    assert job_state(second) == {"JobState": "COMPLETED", "ExitCode": "0:0"}, second_log[-3000:]
     assert {path: Path(path).stat().st_mtime_ns for path in done} == done
     resumed = open_netcdf(tmp_path / "results" / "tiny" / "metrics.nc")
     local = open_netcdf(local_dir / "results" / "tiny" / "metrics.nc")
