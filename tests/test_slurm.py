@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, run_snakemake, tiny_config
 
 from phaselab.metrics import open_netcdf
 
@@ -162,3 +162,17 @@ def test_controller_as_batch_job_is_cancelled_cleanly_and_resumes_on_resubmissio
         np.testing.assert_array_equal(resumed[var].values, local[var].values, err_msg=var)
     assert (tmp_path / "results" / "summary.html").exists()
     assert "Nothing to be done" in run_snakemake(tmp_path, tmp_path / "tiny.yaml", "-n").stdout
+
+
+def test_device_cuda_reaches_sbatch_as_one_gpu_per_training_job(cluster, tmp_path):
+    """`device: cuda` → the train rule's gpu resource → `sbatch --gpus=1` (this GPU-less cluster then refuses it)."""
+    config = dict(tiny_config(tmp_path / "results"), device="cuda")
+    (tmp_path / "cuda.yaml").write_text(yaml.safe_dump(config))
+    data = tmp_path / "results" / "tiny" / "data" / "d16.npz"
+    run_snakemake(tmp_path, tmp_path / "cuda.yaml", "-c", "1", str(data))
+    cell = tmp_path / "results" / "tiny" / "cells" / "d16_kappa0.nc"
+    run = run_snakemake(tmp_path, tmp_path / "cuda.yaml", *SLURM_ARGS, "--verbose", str(cell), timeout=300,
+                        check=False)
+    calls = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("sbatch call:")]
+    assert len(calls) == 1 and "--comment rule_train" in calls[0] and " --gpus=1 " in calls[0] + " ", calls
+    assert run.returncode != 0 and not cell.exists()
