@@ -13,8 +13,8 @@ from phaselab import config as cfg
 from phaselab import experiments, stages
 from phaselab.curvature import Flat, top_eigenvalue
 from phaselab.metrics import open_netcdf
-from phaselab.mlp_deep import init_mlp, squared_loss
-from phaselab.train import train_ensemble
+from phaselab.models.deep_mlp import init_mlp, squared_loss
+from phaselab.engines.ensemble import train_ensemble
 
 
 def run_experiment(config: dict, name: str, workdir: Path):

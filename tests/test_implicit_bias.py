@@ -9,7 +9,7 @@ from test_edge_of_stability import run_experiment
 from phaselab import data
 from phaselab.experiments import implicit_bias as experiment
 from phaselab.theory import implicit_bias as ib
-from phaselab.train import train_ensemble
+from phaselab.engines.ensemble import train_ensemble
 
 # two orthogonal points: both are support vectors, ŵ = Σ z_n/‖z_n‖², α_n = 1/‖z_n‖²
 TWO = np.array([[0.8, 0.2], [-0.15, 0.6]])

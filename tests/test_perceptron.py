@@ -10,7 +10,7 @@ import torch
 from scipy import integrate, stats
 
 from phaselab import data
-from phaselab import perceptron as pc
+from phaselab.solvers import perceptron as pc
 from phaselab.theory import perceptron as tp
 from phaselab.theory.implicit_bias import max_margin
 

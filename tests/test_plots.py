@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 from phaselab import plots as common
-from phaselab.plots import phase_diagram as plots
+from phaselab.experiments.sgd_phase_diagram import figures as plots
 
 matplotlib = pytest.importorskip("matplotlib")
 from matplotlib.colors import LogNorm  # noqa: E402

@@ -13,7 +13,8 @@ from snakemake.utils import validate
 from threadpoolctl import threadpool_limits
 
 from phaselab import config as cfg
-from phaselab import data, mlp
+from phaselab import data
+from phaselab.models import two_layer
 from phaselab.experiments import random_labels as rl
 from phaselab.theory import margins
 
@@ -64,18 +65,18 @@ def test_margins_and_normalised_margins_by_hand():
 
 
 def test_layer_matrices_are_the_network():
-    params = mlp.init([1, 2], d=5, width=7, n_classes=3)
+    params = two_layer.init([1, 2], d=5, width=7, n_classes=3)
     x = torch.randn(2, 4, 5)
-    a1, a2 = mlp.layer_matrices(params)
+    a1, a2 = two_layer.layer_matrices(params)
     direct = np.maximum(x.double().numpy() @ np.swapaxes(a1, -1, -2), 0) @ np.swapaxes(a2, -1, -2)
-    np.testing.assert_allclose(mlp.forward(params, x).double().numpy(), direct, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(two_layer.forward(params, x).double().numpy(), direct, rtol=1e-5, atol=1e-6)
     # a member's own loss, as train_ensemble sees it, equals its slice of the stacked loss
     one = {k: v[1] for k, v in params.items()}
-    targets = mlp.one_hot(torch.tensor([[0, 1, 2, 0]] * 2), 3)
-    stacked = mlp.loss_values("cross_entropy", mlp.forward(params, x), targets)
-    assert float(mlp.loss_values("cross_entropy", mlp.forward(one, x[1]), targets[1])) == pytest.approx(
+    targets = two_layer.one_hot(torch.tensor([[0, 1, 2, 0]] * 2), 3)
+    stacked = two_layer.loss_values("cross_entropy", two_layer.forward(params, x), targets)
+    assert float(two_layer.loss_values("cross_entropy", two_layer.forward(one, x[1]), targets[1])) == pytest.approx(
         float(stacked[1]), rel=1e-6)
-    assert mlp.chance_loss("cross_entropy", 10) == pytest.approx(math.log(10))
+    assert two_layer.chance_loss("cross_entropy", 10) == pytest.approx(math.log(10))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import torch
 
 from phaselab import data
 from phaselab.theory.committee import ode_risk
-from phaselab.train import train_committee_ensemble
+from phaselab.engines.committee import train_committee_ensemble
 
 torch.set_num_threads(1)
 
@@ -76,7 +76,7 @@ def test_teacher_rows_orthogonal_with_norm_sqrt_d():
 
 def test_batched_engine_replays_the_per_run_loop():
     """Same seed, same stream: the fused numba kernel, the torch ensemble and the plain per-member loop agree."""
-    from phaselab.train import train_one_member
+    from phaselab.engines.committee import train_one_member
 
     d, p, k, lr, noise = 100, 3, 2, (0.5, 2.0), 0.1
     times = (0.0, 0.5, 2.0, 5.0)
@@ -96,7 +96,7 @@ def test_batched_engine_replays_the_per_run_loop():
 
 def test_general_engine_equals_one_member_at_a_time():
     """vmapped full-batch GD on linear regression: each member equals its own plain loop and the closed form."""
-    from phaselab.train import train_ensemble
+    from phaselab.engines.ensemble import train_ensemble
 
     gen = torch.Generator().manual_seed(0)
     X, w_true = torch.randn(40, 5, generator=gen, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
@@ -124,7 +124,7 @@ def test_general_engine_equals_one_member_at_a_time():
 
 
 def test_memory_budget_splits_the_ensemble_without_changing_the_result():
-    from phaselab.train import ensemble_bytes
+    from phaselab.engines.committee import ensemble_bytes
 
     kwargs = dict(d=64, p=3, k=2, seeds=3, lr=(0.5, 1.0, 2.0), times=(0.0, 1.0, 3.0), noise=0.01, n_test=50)
     whole, _ = run(**kwargs)

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from phaselab import data
-from phaselab.train import pick_device, train_committee_ensemble, train_one_member
+from phaselab.device import pick_device
+from phaselab.engines.committee import train_committee_ensemble, train_one_member
 
 FULL = {"d": 1000, "widths": [2, 8, 32], "lrs": 8, "seeds": 4, "time": 10, "ode_time": 1e4, "sizes": [4, 16, 64, 256]}
 QUICK = {"d": 500, "widths": [2, 8, 32], "lrs": 4, "seeds": 2, "time": 4, "ode_time": 1e3, "sizes": [4, 16, 64]}

@@ -1,15 +1,18 @@
 """Configs: the checks a JSON schema cannot express, dispatched to each experiment type, and the config's hash.
 
-The schema (workflow/schemas/config.schema.yaml, applied by Snakemake's ``validate``) checks types, bounds and
-unknown keys. ``check`` adds the cross-field rules and names the offending key and value. Nothing here imports
-torch: the Snakefile imports this module at parse time.
+``validate`` applies the top-level schema (workflow/schemas/config.schema.yaml), then each experiment section's
+own schema (its type's ``schema.yaml``: types, bounds, defaults, unknown keys), then the type's cross-field rules;
+every error names the offending key and value. Nothing here imports torch: the Snakefile imports this module at
+parse time.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
+from pathlib import Path
 
 EXPONENT_RESOLUTION = 1000  # exponents such as κ and δ appear in file names as integer thousandths
 
@@ -39,14 +42,84 @@ def check_grid_axis(key: str, values) -> None:
             fail(key, v, "must be finite")
 
 
-def check(config: dict) -> dict:
-    """Cross-field checks of a schema-valid config; returns it unchanged or raises ConfigError."""
+TOP_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _read_schema(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _validator(schema: dict):
+    """A JSON-schema validator that fills ``default:`` values in as it goes (as Snakemake's ``validate`` does)."""
+    import jsonschema
+
+    base = jsonschema.validators.validator_for(schema)
+
+    def set_defaults(validator, properties, instance, schema_):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema_)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+
+
+def _key(prefix: str, path) -> str:
+    return ".".join([prefix, *map(str, path)] if prefix else map(str, path)) or "(top level)"
+
+
+def validate_against(schema: dict, instance: dict, prefix: str = "") -> None:
+    """Validate ``instance`` (filling defaults in place); the first error names the key, the value and the rule."""
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator(schema).iter_errors(instance))
+    if error is not None:
+        value = error.instance if not isinstance(error.instance, dict) else "{…}"
+        fail(_key(prefix, error.absolute_path), value, error.message)
+
+
+def apply_python_path(config: dict) -> None:
+    """Put the config's ``python_path`` folders (relative to the working directory) first on the import path."""
+    import importlib
+    import os
+    import sys
+
+    added = False
+    for i, folder in enumerate(config.get("python_path") or []):
+        path = os.path.abspath(folder)
+        if not os.path.isdir(path):
+            fail(f"python_path[{i}]", folder, f"no such directory (resolved from {os.getcwd()})")
+        if path not in sys.path:
+            sys.path.insert(0, path)
+            added = True
+    if added:
+        from phaselab import codehash, experiments
+
+        importlib.invalidate_caches()
+        codehash.module_path.cache_clear()
+        experiments.resolve.cache_clear()
+
+
+def validate(config: dict) -> dict:
+    """Check a whole config and fill its defaults, in place: the top-level schema, ``python_path``, each
+    experiment's type (it must resolve and keep the contract), its section against the type's own schema, and
+    the type's cross-field ``check``. Raises ConfigError naming the key; returns the config."""
     from phaselab import experiments
 
+    if not isinstance(config, dict):
+        fail("(top level)", config, "a config is a mapping of keys to values")
+    validate_against(_read_schema(TOP_SCHEMA), config)
+    apply_python_path(config)
     for name, exp in config["experiments"].items():
-        if exp["type"] not in experiments.TYPES:
-            fail(f"experiments.{name}.type", exp["type"], f"not implemented; known: {sorted(experiments.TYPES)}")
-        experiments.get(exp["type"]).check(f"experiments.{name}", exp)
+        key = f"experiments.{name}"
+        kind = experiments.resolve(exp["type"], f"{key}.type")
+        kind.check_contract(f"{key}.type")
+        validate_against(_read_schema(kind.schema_path), exp, key)
+        if hasattr(kind.light, "check"):
+            kind.light.check(key, exp)
     return config
 
 

@@ -1,156 +1,167 @@
-"""Experiment types. Each module turns one config section into cells, data, training, metrics, theory and figures.
+"""Experiment types: finding one from a config's ``type:``, checking it keeps the contract, hashing its code.
 
-A module provides (nothing heavier than numpy may be imported at module level: the Snakefile imports ``cells``):
-
-- ``FIGURES``: names of its figures (captions: ``workflow/report/<figure>.rst``);
-- ``check(key, exp)``: cross-field checks the schema cannot express (raise ``phaselab.config.ConfigError``);
-- ``cells(exp)``: the training jobs, dicts with an integer-only ``id`` and the ``data`` id they read (or None);
-- ``make_data(config, name, data_id, out)``, ``train_cell(config, name, cell_id, data_path, out, threads, log)``,
-  ``collect(config, name, cell_paths, out)``, ``theory(config, name, metrics_path, out)``,
-  ``figure(figure_name, metrics, theory)`` → matplotlib Figure.
-
-A new experiment is a config file, a schema entry, one module here and, where needed, one data generator, one
-model and one theory module.
+``type:`` is a built-in name (a folder of this package), the name of an entry point of group
+``phaselab.experiments`` (an installed package's own types; the built-ins are registered the same way in
+phaselab's ``pyproject.toml``), or a dotted module path on the import path (``python_path:`` in the config puts a
+researcher's folders there). The contract is :mod:`phaselab.experiment`. Nothing here imports torch: the
+Snakefile resolves every type when it plans the workflow.
 """
 
 from __future__ import annotations
 
-import ast
 import functools
-import hashlib
 import importlib
+import importlib.util
+import re
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
-TYPES = {
-    "sgd_phase_diagram": "phaselab.experiments.sgd_phase_diagram",
-    "capacity": "phaselab.experiments.capacity",
-    "learning_curves": "phaselab.experiments.learning_curves",
-    "double_descent": "phaselab.experiments.double_descent",
-    "random_labels": "phaselab.experiments.random_labels",
-    "edge_of_stability": "phaselab.experiments.edge_of_stability",
-    "sharpness": "phaselab.experiments.sharpness",
-    "implicit_bias": "phaselab.experiments.implicit_bias",
-    "information_plane": "phaselab.experiments.information_plane",
-}
+from phaselab import codehash
+from phaselab.config import ConfigError, fail
+
+ENTRY_POINT_GROUP = "phaselab.experiments"
+FIGURE_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")  # no double underscore: see ExperimentType.rule_prefix
+LIGHT_PARTS = ("TITLE", "REFERENCES", "FIGURES", "cells")
+STAGE_PARTS = ("train", "theory", "claims")
+# Stage → the framework function in phaselab.stages and the type's function (in stages.py) that carry it out.
+STAGES = {"data": ("make_data", "make_data"), "train": ("train_cell", "train"), "metrics": ("collect_metrics", "collect"),
+          "theory": ("make_theory", "theory"), "claims": ("make_claims", "claims")}
 
 
-def get(type_name: str):
-    """The module of an experiment type."""
-    return importlib.import_module(TYPES[type_name])
+def builtin_types() -> dict[str, str]:
+    """The built-in types: every folder of this package with an ``__init__.py``, by name."""
+    here = Path(__file__).resolve().parent
+    return {p.parent.name: f"{__name__}.{p.parent.name}" for p in sorted(here.glob("*/__init__.py"))}
 
 
-def log_schedule(total: int, per_decade: int) -> list[int]:
-    """Checkpoints 0, then log-spaced integers from 1 to ``total`` (``per_decade`` a decade), and ``total``."""
-    import math
-
-    n = math.ceil(math.log10(total) * per_decade)
-    return sorted({0, *(round(10 ** (i / per_decade)) for i in range(n)), total})
+def registered_types() -> dict[str, str]:
+    """Entry points of group ``phaselab.experiments`` (installed packages' types, the built-ins among them)."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-# Stage → the module function that carries it out (the interface above).
-STAGE_FUNCTIONS = {"data": "make_data", "train": "train_cell", "metrics": "collect", "theory": "theory",
-                   "figure": "figure", "agreement": "agreement"}
-ALL = None  # a module used as a whole (``from phaselab import data``), not by some of its names
+@dataclass(frozen=True)
+class ExperimentType:
+    """One experiment type: its name in configs, its package, where its schema and captions lie, its stages."""
 
+    name: str  # as written after ``type:``
+    module: str  # the package's dotted path
 
-def _package_root() -> Path:
-    return Path(__file__).resolve().parents[1]
+    @property
+    def builtin(self) -> bool:
+        return self.module.startswith(f"{__name__}.")
+
+    @functools.cached_property
+    def light(self):
+        """The package itself: TITLE, REFERENCES, FIGURES, cells, check, COORDS."""
+        return importlib.import_module(self.module)
+
+    @property
+    def folder(self) -> Path:
+        return codehash.module_path(self.module).parent
+
+    @property
+    def schema_path(self) -> Path:
+        return self.folder / "schema.yaml"
+
+    def caption_path(self, figure: str) -> Path:
+        return self.folder / "captions" / f"{figure}.rst"
+
+    @property
+    def stages_module(self) -> str:
+        return f"{self.module}.stages"
+
+    @property
+    def figures_module(self) -> str:
+        return f"{self.module}.figures"
+
+    @property
+    def stages(self):
+        """The heavy part (may import torch): train, theory, claims, make_data, collect."""
+        return importlib.import_module(self.stages_module)
+
+    @property
+    def figures(self):
+        return importlib.import_module(self.figures_module)
+
+    @property
+    def rule_prefix(self) -> str:
+        """Prefix of its figure rules' names: ``figure`` for a built-in (built-in figure names are unique), the
+        module path for a researcher's type (``mylab_sweeps__figure_…``: the double underscore keeps it apart
+        from every built-in rule)."""
+        return "figure" if self.builtin else self.module.replace(".", "_") + "__figure"
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """The packages whose code is hashed with a stage: phaselab and the type's own."""
+        return tuple(sorted({"phaselab", self.module.split(".")[0]}))
+
+    def cells(self, exp: dict) -> list:
+        return list(self.light.cells(exp))
+
+    def stage_sources(self, stage: str, figure: str | None = None) -> dict[str, set[str] | None]:
+        """The code one stage runs: module → the functions and classes of it used (None: all of it), from the
+        framework's stage function and the type's own."""
+        if stage == "figure":
+            entries = [("phaselab.stages", "make_figure"), (self.figures_module, figure)]
+        else:
+            framework, own = STAGES[stage]
+            entries = [("phaselab.stages", framework)]
+            if codehash.defines(self.stages_module, own):
+                entries.append((self.stages_module, own))
+        return codehash.reached(entries, self.roots)
+
+    def code_sha256(self, stage: str, figure: str | None = None) -> str:
+        return codehash.sha256(self.stage_sources(stage, figure))
+
+    def check_contract(self, key: str) -> None:
+        """Every required part is there (the heavy parts are read, not imported); else ConfigError naming key."""
+        where = f"experiment type {self.module}"
+        try:
+            light = self.light
+        except ImportError as err:
+            fail(key, self.name, f"{where} cannot be imported: {err}")
+        missing = [part for part in LIGHT_PARTS if not hasattr(light, part)]
+        if missing:
+            fail(key, self.name, f"{where} lacks {', '.join(missing)} (see the contract in phaselab.experiment)")
+        if not (isinstance(light.FIGURES, tuple | list) and light.FIGURES
+                and all(isinstance(f, str) and FIGURE_NAME.match(f) for f in light.FIGURES)):
+            fail(key, self.name, f"{where}: FIGURES must be a non-empty list of lowercase names joined by single "
+                                 f"underscores, not {light.FIGURES!r}")
+        if not self.schema_path.is_file():
+            fail(key, self.name, f"{where} lacks its config schema {self.schema_path}")
+        captions = [f for f in light.FIGURES if not self.caption_path(f).is_file()]
+        if captions:
+            fail(key, self.name, f"{where} lacks the captions {', '.join(str(self.caption_path(f)) for f in captions)}")
+        if codehash.module_path(self.stages_module) is None:
+            fail(key, self.name, f"{where} lacks its stages module {self.stages_module} (stages.py)")
+        missing = [part for part in STAGE_PARTS if not codehash.defines(self.stages_module, part)]
+        if missing:
+            fail(key, self.name, f"{where}: {self.stages_module} lacks {', '.join(missing)}")
+        if codehash.module_path(self.figures_module) is None:
+            fail(key, self.name, f"{where} lacks its figures module {self.figures_module} (figures.py)")
+        missing = [f for f in light.FIGURES if not codehash.defines(self.figures_module, f)]
+        if missing:
+            fail(key, self.name, f"{where}: {self.figures_module} lacks the figure functions {', '.join(missing)}")
 
 
 @functools.cache
-def _module_path(name: str) -> Path | None:
-    """The source file of a phaselab module name, or None for a name that is not a module (a function, a class)."""
-    if name.split(".")[0] != "phaselab":
-        return None
-    rel = _package_root().joinpath(*name.split(".")[1:])
-    for path in (rel.with_suffix(".py"), rel / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
+def resolve(type_name: str, key: str = "type") -> ExperimentType:
+    """The experiment type ``type_name`` names: built-in, entry point or dotted module path (in that order)."""
+    builtin, registered = builtin_types(), registered_types()
+    if type_name in builtin:
+        return ExperimentType(type_name, builtin[type_name])
+    if type_name in registered:
+        return ExperimentType(type_name, registered[type_name])
+    if re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", type_name) and codehash.module_path(type_name) is not None:
+        return ExperimentType(type_name, type_name)
+    fail(key, type_name, f"resolves to no experiment type: not built in ({', '.join(builtin)}), not an entry point "
+                         f"of group {ENTRY_POINT_GROUP}, not a module on the import path (python_path)")
 
 
-@functools.cache
-def _parsed(module: str) -> tuple[list[ast.stmt], dict[str, ast.stmt]]:
-    """A module's top-level statements other than definitions, and its functions and classes by name."""
-    tree = ast.parse(_module_path(module).read_text())
-    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
-    return [n for n in tree.body if n not in defs.values()], defs
+def of(config: dict, experiment: str) -> ExperimentType:
+    """The type of one experiment of a config."""
+    return resolve(config["experiments"][experiment]["type"], f"experiments.{experiment}.type")
 
 
-def _uses(nodes) -> tuple[set[str], set[tuple[str, str | None]]]:
-    """Names that ``nodes`` refer to, and the phaselab (module, name) pairs their import statements load; name is
-    ALL for a whole module (``from phaselab import data``, ``import phaselab.metrics``)."""
-    names, imports = set(), set()
-    for root in nodes:
-        for node in ast.walk(root):
-            if isinstance(node, ast.Name):
-                names.add(node.id)
-            elif isinstance(node, ast.Import):
-                imports |= {(a.name, ALL) for a in node.names if _module_path(a.name)}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and _module_path(node.module or ""):
-                for a in node.names:
-                    sub = f"{node.module}.{a.name}"
-                    imports.add((sub, ALL) if _module_path(sub) else (node.module, a.name))
-    return names, imports
-
-
-def _reached(entries) -> dict[str, set[str] | None]:
-    """From (module, name) entry points, every phaselab module reached through imports, with the functions and
-    classes of it that are used (ALL: the whole module), following calls by name inside each module."""
-    reached: dict[str, set[str] | None] = {}
-    todo = list(entries)
-    while todo:
-        module, name = todo.pop()
-        top, defs = _parsed(module)
-        if module not in reached:  # its top-level statements run on import
-            reached[module] = set()
-            names, imports = _uses(top)
-            todo += [(module, n) for n in names if n in defs] + list(imports)
-        used = reached[module]
-        if used is ALL or name in used:
-            continue
-        if name is ALL:
-            reached[module] = ALL
-            todo += [(module, n) for n in defs]
-            continue
-        used.add(name)
-        if name in defs:
-            names, imports = _uses([defs[name]])
-            todo += [(module, n) for n in names if n in defs and n not in used] + list(imports)
-    return reached
-
-
-def _sha256(reached: dict[str, set[str] | None]) -> str:
-    """sha256 of the code reached, as ``ast.unparse`` writes it: comments and formatting do not count."""
-    digest = hashlib.sha256()
-    for module in sorted(reached):
-        top, defs = _parsed(module)
-        used = defs if reached[module] is ALL else sorted(n for n in reached[module] if n in defs)
-        digest.update(module.encode() + b"\0")
-        for node in top + [defs[n] for n in used]:
-            digest.update(ast.unparse(node).encode() + b"\0")
-    return digest.hexdigest()
-
-
-def _stage_entry(type_name: str, stage: str) -> tuple[str, str]:
-    return TYPES[type_name], STAGE_FUNCTIONS[stage]
-
-
-def stage_sources(type_name: str, stage: str) -> dict[str, set[str] | None]:
-    """The phaselab code one stage of an experiment type runs: module → the functions and classes of it used
-    (None: the whole module), from the stage's function of the experiment module through imports and calls. A
-    change to any of it makes the stage's results stale."""
-    return _reached([_stage_entry(type_name, stage)])
-
-
-@functools.cache
-def code_sha256(type_name: str, stage: str) -> str:
-    """sha256 of the code :func:`stage_sources` lists: Snakemake reruns a job whose code changed, like one whose
-    config changed (params trigger)."""
-    return _sha256(stage_sources(type_name, stage))
-
-
-def summary_code_sha256(type_names) -> str:
-    """The same for the report's summary page: phaselab.summary and each experiment type's ``agreement``."""
-    entries = [("phaselab.summary", ALL)] + [_stage_entry(t, "agreement") for t in sorted(set(type_names))]
-    return _sha256(_reached(entries))
+__all__ = ["ConfigError", "ExperimentType", "builtin_types", "of", "registered_types", "resolve"]

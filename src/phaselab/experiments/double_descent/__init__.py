@@ -4,7 +4,7 @@
   (Hastie, Montanari, Rosset & Tibshirani 2019): asymptotic and exact finite-n curves, ridge and optimal ridge.
 - ``random_features``: ReLU random-features ridge(less) regression on the sphere, test error against N/n
   (Mei & Montanari 2019), the asymptotic curve from their fixed-point equations.
-- ``network``: the two-layer ReLU network of :mod:`phaselab.mlp` on the scikit-learn digits with label noise,
+- ``network``: the two-layer ReLU network of :mod:`phaselab.models.two_layer` on the scikit-learn digits with label noise,
   trained by full-batch gradient descent through ``train_ensemble``, test error against the width h across the
   interpolation threshold h(d + C) ≈ nC (model-wise double descent: Belkin, Hsu, Ma & Mandal 2019; Nakkiran
   et al. 2019).
@@ -174,7 +174,7 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str | None, out
     from threadpoolctl import threadpool_limits
 
     from phaselab.metrics import write_netcdf
-    from phaselab.train import set_threads
+    from phaselab.device import set_threads
 
     set_threads(threads)
     exp = config["experiments"][name]
@@ -237,9 +237,10 @@ def network_cell(config: dict, net: dict, width: int, data_path: str, log):
     import torch
     import xarray as xr
 
-    from phaselab import data, mlp
+    from phaselab import data
+    from phaselab.models import two_layer
     from phaselab.metrics import STATUS_DIVERGED, STATUS_OK
-    from phaselab.train import pick_device
+    from phaselab.device import pick_device
 
     device = pick_device(config["device"])
     arrays = np.load(data_path)
@@ -253,14 +254,14 @@ def network_cell(config: dict, net: dict, width: int, data_path: str, log):
     y_train = torch.as_tensor(arrays["train_labels"]).reshape(n_noise * n_seeds, -1)
     y_test = labels[test_idx][seed_of]
     x_train, y_train, x_test, y_test = (a.to(device) for a in (x_train, y_train, x_test, y_test))
-    params = mlp.init([data.derive_seed(config["seed"], data.NETWORK_INIT, width, s) for s in seed_of],
+    params = two_layer.init([data.derive_seed(config["seed"], data.NETWORK_INIT, width, s) for s in seed_of],
                       DIGITS_DIM, width, DIGITS_CLASSES)
     params = {k: v.to(device) for k, v in params.items()}
     steps = checkpoints(net["steps"], net["checkpoints_per_decade"])
     print(f"[train] width {width}: {n_noise} label-noise levels × {n_seeds} seeds, n = {net['n_train']}, "
           f"{net['steps']} full-batch GD steps, lr {net['lr']}, {net['loss']} loss, device {device}", file=log,
           flush=True)
-    run = mlp.train(params, net["loss"], x_train, y_train, net["lr"], steps,
+    run = two_layer.train(params, net["loss"], x_train, y_train, net["lr"], steps,
                     {"train": (x_train, y_train), "test": (x_test, y_test)},
                     divergence_threshold=net["divergence_threshold"], log=log)
     shape = (n_noise, n_seeds)

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from phaselab.config import check_grid_axis
-from phaselab.experiments import log_schedule
+from phaselab.schedules import log_schedule
 
 FIGURES = ("implicit_bias_rates", "implicit_bias_2d")
 
@@ -49,7 +49,8 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str | None, out
     from phaselab import data
     from phaselab.metrics import STATUS_DIVERGED, STATUS_OK, write_netcdf
     from phaselab.theory.implicit_bias import angle, margin_gap, max_margin
-    from phaselab.train import pick_device, set_threads, train_ensemble
+    from phaselab.device import pick_device, set_threads
+    from phaselab.engines.ensemble import train_ensemble
 
     set_threads(threads)
     exp = config["experiments"][name]

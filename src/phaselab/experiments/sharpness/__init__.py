@@ -65,7 +65,7 @@ def make_data(config: dict, name: str, data_id: str, out: str) -> None:
 def train_cell(config: dict, name: str, cell_id: str, data_path: str | None, out: str, threads: int = 1,
                log=sys.stderr) -> None:
     from phaselab.metrics import write_netcdf
-    from phaselab.train import pick_device, set_threads
+    from phaselab.device import pick_device, set_threads
 
     set_threads(threads)
     exp = config["experiments"][name]
@@ -91,8 +91,9 @@ def _train_mlp(config, exp, cell, data_path, device, log):
     import xarray as xr
     from torch.func import vmap
 
-    from phaselab import curvature, data, mlp_deep
-    from phaselab.train import train_ensemble
+    from phaselab import curvature, data
+    from phaselab.models import deep_mlp
+    from phaselab.engines.ensemble import train_ensemble
 
     mlp = exp["mlp"]
     B, S, lrs = cell["batch_size"], exp["seeds"], sorted(mlp["lr"])
@@ -102,11 +103,11 @@ def _train_mlp(config, exp, cell, data_path, device, log):
     sizes = [x.shape[1], *mlp["widths"], y.shape[1]]
     member_seed = torch.arange(S, device=device).repeat(len(lrs))  # member m = (lr index m // S, seed m % S)
     init_seeds = [data.derive_seed(config["seed"], data.MLP_INIT, s) for s in member_seed.tolist()]
-    params = {k: v.to(device) for k, v in mlp_deep.init_mlp(sizes, init_seeds, mlp["activation"],
+    params = {k: v.to(device) for k, v in deep_mlp.init_mlp(sizes, init_seeds, mlp["activation"],
                                                              mlp["output_scale"]).items()}
     lr = torch.tensor(np.repeat(lrs, S), dtype=torch.float64, device=device)
-    loss = partial(mlp_deep.squared_loss, activation=mlp["activation"])
-    outputs = vmap(partial(mlp_deep.forward, activation=mlp["activation"]), in_dims=(0, None))
+    loss = partial(deep_mlp.squared_loss, activation=mlp["activation"])
+    outputs = vmap(partial(deep_mlp.forward, activation=mlp["activation"]), in_dims=(0, None))
     gen = torch.Generator().manual_seed(data.derive_seed(config["seed"], data.MINIBATCHES, 1, B))
 
     def batches(step):
@@ -157,7 +158,7 @@ def _train_linear_regression(config, exp, cell, data_path, device, log):
     import xarray as xr
 
     from phaselab import data
-    from phaselab.train import train_ensemble
+    from phaselab.engines.ensemble import train_ensemble
 
     lin = exp["linear_regression"]
     B, S, d, ratios = cell["batch_size"], exp["seeds"], lin["d"], sorted(lin["eta_over_batch"])

@@ -4,7 +4,7 @@ A teacher w* ∈ R^N labels Gaussian inputs by sign(w*·x); students learn from 
 one nested stream per seed. Students (each one cell, all seeds and α batched):
 - ``hebb``: J = Σ y ξ;
 - ``max_stability``: the maximal-stability perceptron (hard-margin SVM), batched interior-point solver;
-- ``gibbs``: a draw from the version space, by exact HMC (phaselab.perceptron.version_space_hmc) started at the
+- ``gibbs``: a draw from the version space, by exact HMC (phaselab.solvers.perceptron.version_space_hmc) started at the
   teacher, averaged over the trajectories after ``gibbs.burn_in``;
 - ``online_perceptron``: the perceptron rule, each example once, through ``train.train_ensemble``.
 The generalisation error is exact for Gaussian inputs, ε = arccos(R)/π, R the normalised teacher overlap.
@@ -68,10 +68,11 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str, out: str, 
     import torch
     import xarray as xr
 
-    from phaselab import data, perceptron
+    from phaselab import data
+    from phaselab.solvers import perceptron
     from phaselab.metrics import write_netcdf
     from phaselab.theory.perceptron import generalization_error
-    from phaselab.train import pick_device, set_threads
+    from phaselab.device import pick_device, set_threads
 
     set_threads(threads)
     exp = config["experiments"][name]

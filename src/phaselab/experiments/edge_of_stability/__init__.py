@@ -51,9 +51,11 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str, out: str, 
     import torch
     from torch.func import vmap
 
-    from phaselab import curvature, data, mlp_deep
+    from phaselab import curvature, data
+    from phaselab.models import deep_mlp
     from phaselab.metrics import write_netcdf
-    from phaselab.train import pick_device, set_threads, train_ensemble
+    from phaselab.device import pick_device, set_threads
+    from phaselab.engines.ensemble import train_ensemble
 
     set_threads(threads)
     exp = config["experiments"][name]
@@ -66,10 +68,10 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str, out: str, 
     x_test, y_test = (torch.as_tensor(arrays[k], dtype=torch.float64, device=device) for k in ("x_test", "y_test"))
     sizes = [x.shape[1], *model["widths"], y.shape[1]]
     init_seed = data.derive_seed(config["seed"], data.MLP_INIT, cell["seed"])
-    params = {k: v.to(device) for k, v in mlp_deep.init_mlp(sizes, [init_seed] * len(lrs), model["activation"],
+    params = {k: v.to(device) for k, v in deep_mlp.init_mlp(sizes, [init_seed] * len(lrs), model["activation"],
                                                              model["output_scale"]).items()}
-    loss = partial(mlp_deep.squared_loss, activation=model["activation"])
-    outputs = vmap(partial(mlp_deep.forward, activation=model["activation"]), in_dims=(0, None))
+    loss = partial(deep_mlp.squared_loss, activation=model["activation"])
+    outputs = vmap(partial(deep_mlp.forward, activation=model["activation"]), in_dims=(0, None))
 
     def evaluate(p):
         return {

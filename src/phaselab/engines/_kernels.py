@@ -1,4 +1,4 @@
-"""Fused CPU kernel of the batched engine (numba). Imported lazily by phaselab.train; nothing else uses it."""
+"""Fused CPU kernel of the batched engine (numba). Imported by phaselab.engines.committee; nothing else uses it."""
 
 import math
 

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from phaselab.config import check_grid_axis
-from phaselab.experiments import log_schedule
+from phaselab.schedules import log_schedule
 
 FIGURES = ("information_plane", "information_plane_layers")
 
@@ -56,10 +56,12 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str, out: str, 
     import xarray as xr
     from torch.func import vmap
 
-    from phaselab import data, mlp_deep
+    from phaselab import data
+    from phaselab.models import deep_mlp
     from phaselab.metrics import STATUS_DIVERGED, STATUS_OK, write_netcdf
     from phaselab.theory.information import mutual_information
-    from phaselab.train import pick_device, set_threads, train_ensemble
+    from phaselab.device import pick_device, set_threads
+    from phaselab.engines.ensemble import train_ensemble
 
     set_threads(threads)
     exp = config["experiments"][name]
@@ -74,10 +76,10 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str, out: str, 
     test_mask.scatter_(1, train_idx, False)
     S, n_train, B = train_idx.shape[0], train_idx.shape[1], train["batch_size"]
     sizes = [x.shape[1], *exp["model"]["widths"], 2]
-    params = {k: v.to(device) for k, v in mlp_deep.init_mlp(
+    params = {k: v.to(device) for k, v in deep_mlp.init_mlp(
         sizes, [data.derive_seed(config["seed"], data.MLP_INIT, s) for s in range(S)], act).items()}
-    loss = partial(mlp_deep.cross_entropy, activation=act)
-    layers = vmap(partial(mlp_deep.representations, activation=act), in_dims=(0, None))
+    loss = partial(deep_mlp.cross_entropy, activation=act)
+    layers = vmap(partial(deep_mlp.representations, activation=act), in_dims=(0, None))
     gen = torch.Generator().manual_seed(data.derive_seed(config["seed"], data.MINIBATCHES, 3, B))
     y_all = arrays["y"]
 

@@ -1,7 +1,7 @@
 """Storage capacity of the perceptron: Cover's counting theorem (1965) and Gardner's capacity at stability κ (1988).
 
 Random patterns ξ^μ ~ N(0, I_N) with random labels ±1, α = P/N with P = round(αN). Every trial is solved by the
-batched maximal-stability solver (:func:`phaselab.perceptron.max_stability`), which certifies each trial as
+batched maximal-stability solver (:func:`phaselab.solvers.perceptron.max_stability`), which certifies each trial as
 separable (a weight vector storing every pattern) or non-separable (Gordan's alternative: a convex combination of
 the signed patterns equal to zero), or leaves it undecided within its iteration budget, and brackets the largest
 stability κ* of the separable ones. Cells: one per N, its α × trial problems solved as batches of trials.
@@ -49,8 +49,8 @@ def train_cell(config: dict, name: str, cell_id: str, data_path, out: str, threa
 
     from phaselab import data
     from phaselab.metrics import write_netcdf
-    from phaselab.perceptron import max_stability
-    from phaselab.train import pick_device, set_threads
+    from phaselab.solvers.perceptron import max_stability
+    from phaselab.device import pick_device, set_threads
 
     set_threads(threads)
     exp = config["experiments"][name]
@@ -114,7 +114,7 @@ def collect(config: dict, name: str, cell_paths: list[str], out: str) -> None:
         "experiment": name,
         "experiment_type": exp["type"],
         "references": "Cover 1965, IEEE Trans. Electron. Comput. 14, 326; Gardner 1988, J. Phys. A 21, 257",
-        "solver": "batched primal-dual interior-point maximal-stability solver (phaselab.perceptron.max_stability)",
+        "solver": "batched primal-dual interior-point maximal-stability solver (phaselab.solvers.perceptron.max_stability)",
         "solver_rtol": exp["solver"]["rtol"],
         "solver_max_iter": exp["solver"]["max_iter"],
         "train_seconds": float(sum(p.attrs["train_seconds"] for p in parts)),

@@ -1,7 +1,7 @@
 """Random labels (Zhang, Bengio, Hardt, Recht & Vinyals, ICLR 2017) and spectrally-normalised margins (Bartlett,
 Foster & Telgarsky, NeurIPS 2017).
 
-The two-layer ReLU network of :mod:`phaselab.mlp` is trained by full-batch gradient descent on two tasks, the
+The two-layer ReLU network of :mod:`phaselab.models.two_layer` is trained by full-batch gradient descent on two tasks, the
 scikit-learn digits and a synthetic teacher task (Gaussian inputs labelled by a random linear teacher), in
 variants: labels corrupted with probability q (redrawn uniformly over the classes; q = 0 the true labels, q = 1
 random labels), shuffled pixels (one permutation of the inputs for every image) and Gaussian inputs (noise with
@@ -108,10 +108,11 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str, out: str, 
     import xarray as xr
     from threadpoolctl import threadpool_limits
 
-    from phaselab import data, mlp
+    from phaselab import data
+    from phaselab.models import two_layer
     from phaselab.metrics import STATUS_DIVERGED, STATUS_OK, write_netcdf
     from phaselab.theory import margins
-    from phaselab.train import pick_device, set_threads
+    from phaselab.device import pick_device, set_threads
 
     set_threads(threads)
     exp = config["experiments"][name]
@@ -127,22 +128,22 @@ def train_cell(config: dict, name: str, cell_id: str, data_path: str, out: str, 
     y_test = torch.as_tensor(arrays["y_test"]).repeat(V, 1).to(device)
     d = x_train.shape[-1]
     seeds = [data.derive_seed(config["seed"], data.NETWORK_INIT, net["width"], s) for s in range(S)] * V
-    params = {k: v.to(device) for k, v in mlp.init(seeds, d, net["width"], C).items()}
+    params = {k: v.to(device) for k, v in two_layer.init(seeds, d, net["width"], C).items()}
     steps = list(range(0, net["steps"] + 1, net["checkpoint_every"]))
     if steps[-1] != net["steps"]:
         steps.append(net["steps"])
     print(f"[train] experiment {name}, task {task}: {V} variants × {S} seeds, n = {exp['n_train']}, d = {d}, "
           f"C = {C}, width {net['width']}, {net['steps']} full-batch GD steps, lr {net['lr']}, {net['loss']} loss, "
           f"device {device}", file=log, flush=True)
-    run = mlp.train(params, net["loss"], x_train, y_train, net["lr"], steps,
+    run = two_layer.train(params, net["loss"], x_train, y_train, net["lr"], steps,
                     {"train": (x_train, y_train), "test": (x_test, y_test)},
                     divergence_threshold=net["divergence_threshold"], log=log)
     print(f"[train] done in {run.seconds:.1f}s", file=log, flush=True)
 
     with torch.no_grad(), threadpool_limits(limits=threads):
-        outputs = mlp.forward(run.params, x_train).double().cpu().numpy()
-        layers = mlp.layer_matrices(run.params)
-        refs = None if exp["margins"]["reference"] == "zero" else mlp.layer_matrices(params)
+        outputs = two_layer.forward(run.params, x_train).double().cpu().numpy()
+        layers = two_layer.layer_matrices(run.params)
+        refs = None if exp["margins"]["reference"] == "zero" else two_layer.layer_matrices(params)
         complexity = margins.spectral_complexity(layers, refs)
         labels, inputs = y_train.cpu().numpy(), x_train.double().cpu().numpy()
         raw = margins.margins(outputs, labels)
@@ -262,7 +263,7 @@ def theory(config: dict, name: str, metrics_path: str, out: str) -> None:
     import xarray as xr
     from threadpoolctl import threadpool_limits
 
-    from phaselab import mlp
+    from phaselab.models import two_layer
     from phaselab.metrics import open_netcdf, write_netcdf
 
     exp = config["experiments"][name]
@@ -279,7 +280,7 @@ def theory(config: dict, name: str, metrics_path: str, out: str) -> None:
             clean.append(eps0)
             curves.append(interpolating_error(q[:, None], eps0[None, :], C))
             chance.append(1.0 - 1.0 / C)
-            chance_loss.append(mlp.chance_loss(exp["network"]["loss"], C))
+            chance_loss.append(two_layer.chance_loss(exp["network"]["loss"], C))
     one = {"units": "1"}
     ds = xr.Dataset(
         {

@@ -1,5 +1,5 @@
 """The small two-layer ReLU network of the over-parameterisation experiments, as a functional model for
-:func:`phaselab.train.train_ensemble`.
+:func:`phaselab.engines.ensemble.train_ensemble`.
 
     f(x) = W₂ relu(W₁ x/√d)/√h,   W₁ (h, d), W₂ (C, h), entries N(0, 1) at initialisation,
 
@@ -70,7 +70,7 @@ def train(params: dict, kind: str, x: torch.Tensor, labels: torch.Tensor, lr: fl
     x (M, n, d), labels (M, n); ``sets`` maps a name to (inputs (M, n', d), labels (M, n')) evaluated at every
     checkpoint: metrics ``<name>_loss`` and ``<name>_error`` (misclassified fraction), each (M, T).
     """
-    from phaselab.train import train_ensemble
+    from phaselab.engines.ensemble import train_ensemble
 
     n_classes = params["W2"].shape[-2]
     targets = one_hot(labels, n_classes)

@@ -265,7 +265,7 @@ def online_perceptron(teacher, patterns, labels, sizes, device="cpu", log=None):
     example is learned), one member per seed, through ``train.train_ensemble``. Returns the teacher overlap R at the
     checkpoints ``sizes`` (examples seen), shape (len(sizes), S).
     """
-    from phaselab.train import train_ensemble
+    from phaselab.engines.ensemble import train_ensemble
 
     device = torch.device(device)
     X, Y, T = _float64(patterns, device), _float64(labels, device), _float64(teacher, device)
