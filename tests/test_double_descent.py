@@ -2,21 +2,26 @@
 numpy, the digits offline, and the experiment end to end in-process."""
 
 import copy
-import io
 import math
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, SCHEMA
-from snakemake.utils import validate
+from conftest import ROOT
 from threadpoolctl import threadpool_limits
 
-from phaselab import config as cfg
+import phaselab
 from phaselab import data
+from phaselab.config import ConfigError, validate
 from phaselab.experiments import double_descent as dd
+from phaselab.experiments import resolve
+from phaselab.experiments.double_descent import stages as dds
+from phaselab.schedules import log_schedule
 from phaselab.theory import double_descent as th
+
+TINY = yaml.safe_load((Path(__file__).parent / "configs" / "double_descent.yaml").read_text())
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +42,7 @@ def test_ridge_solutions_match_numpy():
     rng = np.random.default_rng(3)
     for n, p in [(30, 12), (12, 30), (20, 21)]:
         x, y = rng.standard_normal((2, n, p)), rng.standard_normal((2, n))
-        sol = dd.ridge_solutions(x, y, [0.0, 0.7])
+        sol = dds.ridge_solutions(x, y, [0.0, 0.7])
         for s in range(2):
             np.testing.assert_allclose(sol[s, 0], np.linalg.lstsq(x[s], y[s], rcond=None)[0], atol=1e-10)
             np.testing.assert_allclose(sol[s, 1], np.linalg.solve(x[s].T @ x[s] + 0.7 * np.eye(p), x[s].T @ y[s]),
@@ -47,7 +52,7 @@ def test_ridge_solutions_match_numpy():
 @pytest.mark.parametrize("p", [20, 80])  # γ = 0.5 and γ = 2 at n = 40
 def test_minnorm_risk_matches_exact_finite_n_expectation(p):
     n, r2, s2, seeds = 40, 1.0, 0.5, 600
-    risk = dd.linear_risks(n, p, r2, s2, [], seeds, config_seed=11)[:, 0]
+    risk = dds.linear_risks(n, p, r2, s2, [], seeds, config_seed=11)[:, 0]
     expected = float(th.minnorm_risk_finite(n, p, r2, s2))  # 0.526 (γ = 0.5), 1.0128 (γ = 2)
     assert expected == pytest.approx(0.5 * 20 / 19 if p == 20 else 0.5 + 0.5 * 40 / 39)
     assert abs(risk.mean() - expected) < 3 * sem(risk), (risk.mean(), sem(risk), expected)
@@ -56,7 +61,7 @@ def test_minnorm_risk_matches_exact_finite_n_expectation(p):
 @pytest.mark.parametrize("gamma", [0.5, 2.0])
 def test_minnorm_risk_approaches_the_asymptotic_curve(gamma):
     n, r2, s2 = 400, 1.0, 0.5
-    risk = dd.linear_risks(n, round(gamma * n), r2, s2, [], 40, config_seed=5)[:, 0]
+    risk = dds.linear_risks(n, round(gamma * n), r2, s2, [], 40, config_seed=5)[:, 0]
     asymptotic = float(th.minnorm_risk(gamma, r2, s2))  # 0.5 and 1.0
     assert asymptotic == pytest.approx(0.5 if gamma < 1 else 1.0)
     # the finite-n correction at n = 400 is below 0.5 %: the seed error dominates
@@ -92,7 +97,7 @@ def test_ridge_optimum_is_the_closed_form(gamma):
         {0.5: 0.280776406, 2.0: 1 / math.sqrt(2)}[gamma], rel=1e-8)
     # simulation at n = 200: risk at λ* matches the closed form and beats λ*/4 and 4λ* on the same problems
     n, lam_star = 200, s2 * gamma / r2
-    risks = dd.linear_risks(n, round(gamma * n), r2, s2, [lam_star / 4, 4 * lam_star], 60, config_seed=2)
+    risks = dds.linear_risks(n, round(gamma * n), r2, s2, [lam_star / 4, 4 * lam_star], 60, config_seed=2)
     at_opt = risks[:, -1]
     assert abs(at_opt.mean() - float(th.optimal_ridge_risk(gamma, r2, s2))) < 3 * sem(at_opt) + 0.01
     for k in (1, 2):
@@ -138,7 +143,7 @@ def test_rf_ridgeless_chi_is_the_closed_form_of_their_theorem_3():
 @pytest.mark.parametrize("n_features,ridge,seeds", [(150, 1e-3, 30), (900, 1e-3, 6), (900, 0.0, 6)])
 def test_rf_theory_matches_simulation(n_features, ridge, seeds):
     d, n, signal, noise = 100, 300, 1.0, 0.25
-    err = dd.rf_test_errors(d, n, n_features, signal, noise, [ridge], seeds, 2000, config_seed=4)[:, 0]
+    err = dds.rf_test_errors(d, n, n_features, signal, noise, [ridge], seeds, 2000, config_seed=4)[:, 0]
     theory = float(th.rf_risk(n_features / d, n / d, ridge, signal, noise))
     # finite d = 100 corrections are a few per cent (Mei & Montanari 2019, Fig. 1 at d = 100)
     assert abs(err.mean() - theory) < 3 * sem(err) + 0.05 * theory, (err.mean(), sem(err), theory)
@@ -169,62 +174,37 @@ def test_digits_load_offline(monkeypatch):
 
 def test_shipped_config_is_valid():
     config = yaml.safe_load((ROOT / "config" / "double_descent.yaml").read_text())
-    validate(config, str(SCHEMA))
-    cfg.check(config)
+    validate(config)
     exp = config["experiments"]["double_descent"]
-    assert [c["id"] for c in dd.cells(exp)][:2] == ["linear", "random_features"]
+    assert [c.id for c in dd.cells(exp)][:2] == ["linear", "random_features"]
 
 
-def tiny_config(results):
-    return {
-        "results": str(results), "seed": 0, "device": "cpu", "threads": 1,
-        "experiments": {"dd": {
-            "type": "double_descent",
-            "linear": {"n": 40, "gamma": [0.5, 2.0], "seeds": 3, "ridge": [0.1]},
-            "random_features": {"d": 20, "n": 40, "ratio": [0.5, 2.0], "ridge": [0.0, 0.1], "n_test": 200,
-                                "seeds": 2},
-            "network": {"n_train": 60, "label_noise": [0.0, 0.5], "widths": [4, 32], "steps": 30, "seeds": 2},
-        }},
-    }
+def test_cells_are_typed():
+    config = validate(copy.deepcopy(TINY))
+    cells = dd.cells(config["experiments"]["dd"])
+    assert [(c.id, c.data, c.part, c.width) for c in cells] == [
+        ("linear", None, "linear", None), ("random_features", None, "random_features", None),
+        ("width4", "digits", "network", 4), ("width32", "digits", "network", 32)]
 
 
 def test_check_rejects_bad_grids():
-    config = tiny_config("results")
-    validate(config, str(SCHEMA))
     for path, value, message in [("linear.gamma", [1.0], "within 1 of n"), ("linear.gamma", [0.5, 0.51], "same p"),
                                  ("random_features.ratio", [2.0, 2.0], "duplicate")]:
-        bad = copy.deepcopy(config)
+        bad = copy.deepcopy(TINY)
         section, key = path.split(".")
         bad["experiments"]["dd"][section][key] = value
-        with pytest.raises(cfg.ConfigError, match=message):
-            cfg.check(bad)
+        with pytest.raises(ConfigError, match=message):
+            validate(bad)
 
 
 def test_end_to_end_in_process(tmp_path):
-    from phaselab.metrics import open_netcdf
-    from phaselab.plots import save
-
-    config = tiny_config(tmp_path / "results")
-    validate(config, str(SCHEMA))  # fills the defaults
-    cfg.check(config)
-    exp = config["experiments"]["dd"]
-    paths = []
-    for cell in dd.cells(exp):
-        data_path = None
-        if cell["data"]:
-            data_path = tmp_path / f"{cell['data']}.npz"
-            if not data_path.exists():
-                dd.make_data(config, "dd", cell["data"], str(data_path))
-        paths.append(str(tmp_path / f"{cell['id']}.nc"))
-        dd.train_cell(config, "dd", cell["id"], data_path and str(data_path), paths[-1], 1, io.StringIO())
-    dd.collect(config, "dd", paths, str(tmp_path / "metrics.nc"))
-    dd.theory(config, "dd", str(tmp_path / "metrics.nc"), str(tmp_path / "theory.nc"))
-    metrics, theory = open_netcdf(tmp_path / "metrics.nc"), open_netcdf(tmp_path / "theory.nc")
+    result = phaselab.run(TINY, "dd", results=tmp_path / "results")
+    metrics, theory = result.metrics, result.theory
     assert metrics["minnorm_risk"].dims == ("gamma", "linear_seed")
     assert metrics["ridge_risk"].sizes == {"gamma": 2, "ridge": 1, "linear_seed": 3}
     assert metrics["rf_test_error"].sizes == {"rf_ratio": 2, "rf_ridge": 2, "rf_seed": 2}
     assert metrics["test_error"].dims == ("label_noise", "width", "seed", "step")
-    assert metrics["test_error"].sizes["step"] == len(dd.checkpoints(30, 4))
+    assert metrics["test_error"].sizes["step"] == len(log_schedule(30, 4))
     assert set(np.unique(metrics["status"].values)) <= {"ok", "diverged"}
     np.testing.assert_allclose(metrics["gamma"], [0.5, 2.0])
     for var in ("gamma", "rf_ratio", "width", "step", "minnorm_risk", "test_error"):
@@ -241,8 +221,12 @@ def test_end_to_end_in_process(tmp_path):
     assert ok.sum() >= 6  # lr 8 may blow up a width-4 member: it is then recorded, not averaged
     assert ((metrics["train_loss"].isel(step=-1) < metrics["train_loss"].isel(step=0)) | ~ok).all()
     assert metrics["train_loss"].isel(step=-1).where(~ok).isnull().all()
-    assert 0 <= dd.agreement(metrics, theory)["max_rel_deviation"] < 10
+    linear, rf = result.claims
+    assert linear.tolerance == dds.LINEAR_SIGMAS and linear.where.startswith("linear min-norm at 2 γ, 3 seeds")
+    assert rf.tolerance == dds.RF_FINITE_D and rf.where.startswith("random features at 4 (N/n, λ)")
+    lin_rel, rf_rel = dds.relative_deviations(metrics, theory)
+    assert 0 <= max(float(lin_rel.max()), float(rf_rel.max())) < 10
+    kind = resolve("double_descent")
     for figure in dd.FIGURES:
-        out = save(dd.figure(figure, metrics, theory), tmp_path / f"{figure}.png")
-        assert out.stat().st_size > 20_000
-        assert (ROOT / "workflow" / "report" / f"{figure}.rst").exists()
+        assert result.figures[figure].stat().st_size > 20_000
+        assert kind.caption_path(figure).exists()

@@ -1,49 +1,18 @@
 """Sharpness by Lanczos on Hessian-vector products, the 2/η stability threshold, and the edge_of_stability
 experiment end to end (Cohen, Kaur, Li, Kolter & Talwalkar, ICLR 2021)."""
 
-import copy
 from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import SCHEMA
-from snakemake.utils import validate
+import yaml
 
-from phaselab import config as cfg
-from phaselab import experiments, stages
+import phaselab
 from phaselab.curvature import Flat, top_eigenvalue
-from phaselab.metrics import open_netcdf
-from phaselab.models.deep_mlp import init_mlp, squared_loss
 from phaselab.engines.ensemble import train_ensemble
+from phaselab.models.deep_mlp import init_mlp, squared_loss
 
-
-def run_experiment(config: dict, name: str, workdir: Path):
-    """One experiment in-process, without Snakemake: cells → data → train → collect → theory → figures."""
-    config = copy.deepcopy(config)
-    validate(config, str(SCHEMA))  # fills the schema's defaults
-    cfg.check(config)
-    exp = config["experiments"][name]
-    module = experiments.get(exp["type"])
-    root = Path(workdir) / name
-    cells = []
-    for cell in module.cells(exp):
-        data_path = None
-        if cell["data"]:
-            data_path = root / "data" / f"{cell['data']}.npz"
-            if not data_path.exists():
-                data_path.parent.mkdir(parents=True, exist_ok=True)
-                stages.make_data(config, name, cell["data"], str(data_path))
-        out = root / "cells" / f"{cell['id']}.nc"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(root / "train.log", "a") as log:
-            stages.train_cell(config, name, cell["id"], data_path and str(data_path), str(out), log=log)
-        cells.append(str(out))
-    stages.collect_metrics(config, name, cells, str(root / "metrics.nc"))
-    stages.make_theory(config, name, str(root / "metrics.nc"), str(root / "theory.nc"))
-    for figure in module.FIGURES:
-        stages.make_figure(config, name, figure, str(root / "metrics.nc"), str(root / "theory.nc"),
-                           str(root / "figures" / f"{figure}.png"))
-    return open_netcdf(root / "metrics.nc"), open_netcdf(root / "theory.nc"), root / "figures"
+CONFIG = Path(__file__).parent / "configs" / "edge_of_stability.yaml"
 
 
 def quadratic(p, A):
@@ -98,14 +67,17 @@ def test_gradient_descent_on_a_quadratic_is_stable_iff_sharpness_below_two_over_
 
 
 def test_edge_of_stability_end_to_end(tmp_path):
-    config = {"seed": 0, "device": "cpu", "experiments": {"eos": {
-        "type": "edge_of_stability", "grid": {"lr": [0.1, 0.8], "seeds": 2}, "data": {"n_train": 100},
-        "model": {"widths": [8, 8]}, "train": {"steps": 60, "checkpoints": 6, "lanczos_iters": 6}}}}
-    metrics, theory, figures = run_experiment(config, "eos", tmp_path)
+    config = yaml.safe_load(CONFIG.read_text())
+    assert config["experiments"]["eos"]["grid"] == {"lr": [0.1, 0.8], "seeds": 2}
+    result = phaselab.run(config, "eos", results=tmp_path)
+    metrics, theory = result.metrics, result.theory
     assert dict(metrics["sharpness"].sizes) == {"lr": 2, "seed": 2, "step": 7}
     assert metrics["sharpness"].attrs["units"] == "1" and metrics["step"].attrs["units"] == "steps"
     assert set(np.unique(metrics["status"].values)) <= {"ok", "diverged"}
     assert metrics.attrs["config_sha256"] and metrics.attrs["git_revision"]
     assert np.all(metrics["sharpness"].values > 0)
     np.testing.assert_allclose(theory["stability_threshold"].values, [20.0, 2.5])
-    assert (figures / "sharpness_trajectories.png").stat().st_size > 20_000
+    assert result.figures["sharpness_trajectories"].stat().st_size > 20_000
+    [claim] = result.claims
+    assert claim.tolerance == 0.1 and claim.theory == 0.0
+    assert claim.measured is not None  # η = 0.8 reaches the edge 0.9 · 2/η within 60 steps

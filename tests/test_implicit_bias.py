@@ -1,11 +1,14 @@
 """The hard-margin SVM solver against closed forms and scipy's SLSQP, gradient descent on the logistic loss against
 Soudry et al.'s asymptote w(t) = ŵ log t + w̃, and the implicit_bias experiment end to end."""
 
+from pathlib import Path
+
 import numpy as np
 import torch
+import yaml
 from scipy.optimize import minimize
-from test_edge_of_stability import run_experiment
 
+import phaselab
 from phaselab import data
 from phaselab.experiments import implicit_bias as experiment
 from phaselab.theory import implicit_bias as ib
@@ -90,10 +93,9 @@ def test_train_ensemble_replays_the_reference_gd():
 
 
 def test_implicit_bias_end_to_end(tmp_path):
-    config = {"seed": 0, "device": "cpu", "experiments": {"ib": {
-        "type": "implicit_bias", "grid": {"lr": [1.0, 4.0], "seeds": 2}, "data": {"n": 8},
-        "train": {"steps": 300, "checkpoints_per_decade": 5}}}}
-    metrics, theory, figures = run_experiment(config, "ib", tmp_path)
+    config = yaml.safe_load((Path(__file__).parent / "configs" / "implicit_bias.yaml").read_text())
+    result = phaselab.run(config, "ib", results=tmp_path)
+    metrics, theory = result.metrics, result.theory
     assert dict(metrics["w"].sizes) == {"lr": 2, "seed": 2, "step": 15, "coord": 2}
     assert metrics["angle"].attrs["units"] == "rad"
     assert set(np.unique(metrics["status"].values)) == {"ok"}
@@ -103,5 +105,7 @@ def test_implicit_bias_end_to_end(tmp_path):
         np.testing.assert_allclose(metrics["angle"].isel(step=-1, seed=j).values,
                                    ib.angle(w[:, j], theory["w_hat"].isel(seed=j).values), rtol=1e-12)
     assert np.all(np.diff(metrics["weight_norm"].values, axis=-1) > 0)  # ‖w‖ grows monotonically
+    assert set(result.figures) == set(experiment.FIGURES)
     for figure in experiment.FIGURES:
-        assert (figures / f"{figure}.png").stat().st_size > 20_000
+        assert result.figures[figure].stat().st_size > 20_000
+    assert len(result.claims) == 1 and result.claims[0].measured is not None  # the asymptote is valid at t = 300

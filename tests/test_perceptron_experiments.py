@@ -1,70 +1,40 @@
-"""The capacity and learning_curves experiment types end to end in-process (cells → data → train → metrics →
-theory → figures, no Snakemake), their configs against the schema, and the cross-field checks."""
+"""The capacity and learning_curves experiment types end to end in-process (phaselab.run: cells → data → train →
+metrics → theory → figures and claims, no Snakemake), their configs against the schema, and the cross-field
+checks."""
 
 import copy
-import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 import yaml
-from conftest import ROOT, SCHEMA
-from snakemake.utils import validate
+from conftest import ROOT
 
+import phaselab
 from phaselab import config as cfg
 from phaselab import experiments
-from phaselab.metrics import open_netcdf
+
+CONFIGS = Path(__file__).parent / "configs"
 
 
-def tiny(results) -> dict:
-    return {
-        "results": str(results), "seed": 0, "device": "cpu", "threads": 1,
-        "experiments": {
-            "cap": {"type": "capacity", "grid": {"N": [8, 16], "alpha": [0.5, 1.5, 2.0, 3.0], "trials": 12},
-                    "theory": {"kappa": [0.0, 0.5]}},
-            "lc": {"type": "learning_curves", "grid": {"N": 24, "alpha": [0.5, 2.0], "seeds": 4},
-                   "gibbs": {"trajectories": 3, "burn_in": 1},
-                   "binary": {"N": 9, "alpha": [0.5, 1.0, 2.0], "seeds": 5}, "theory": {"points": 12}},
-        },
-    }
+def tiny(type_name: str) -> dict:
+    return yaml.safe_load((CONFIGS / f"{type_name}.yaml").read_text())
 
 
-def run(config: dict, name: str, root) -> tuple[xr.Dataset, xr.Dataset]:
-    mod = experiments.get(config["experiments"][name]["type"])
-    exp, base = config["experiments"][name], root / name
-    paths = []
-    for cell in mod.cells(exp):
-        data_path = None
-        if cell["data"]:
-            data_path = base / "data" / f"{cell['data']}.npz"
-            if not data_path.exists():
-                data_path.parent.mkdir(parents=True, exist_ok=True)
-                mod.make_data(config, name, cell["data"], str(data_path))
-        out = base / "cells" / f"{cell['id']}.nc"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        mod.train_cell(config, name, cell["id"], data_path and str(data_path), str(out), 1, sys.stderr)
-        paths.append(str(out))
-    mod.collect(config, name, paths, str(base / "metrics.nc"))
-    mod.theory(config, name, str(base / "metrics.nc"), str(base / "theory.nc"))
-    from phaselab.stages import make_figure
-
-    for figure in mod.FIGURES:
-        png = base / "figures" / f"{figure}.png"
-        make_figure(config, name, figure, str(base / "metrics.nc"), str(base / "theory.nc"), str(png))
+def run(type_name: str, name: str, tmp_path):
+    result = phaselab.run(tiny(type_name), name, results=tmp_path)
+    kind = experiments.resolve(type_name)
+    assert set(result.figures) == set(kind.light.FIGURES)
+    for figure, png in result.figures.items():
         assert png.stat().st_size > 10_000
-        assert (ROOT / "workflow" / "report" / f"{figure}.rst").exists()
-    return open_netcdf(base / "metrics.nc"), open_netcdf(base / "theory.nc")
+        assert kind.caption_path(figure).exists()
+    assert result.claims and all(c.verdict in ("agrees", "disagrees", "inconclusive") for c in result.claims)
+    return result
 
 
-@pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory):
-    config = tiny(tmp_path_factory.mktemp("perceptron") / "results")
-    validate(config, str(SCHEMA))  # fills the defaults
-    return cfg.check(config)
-
-
-def test_capacity_end_to_end(tiny_config, tmp_path):
-    metrics, theory = run(tiny_config, "cap", tmp_path)
+def test_capacity_end_to_end(tmp_path):
+    result = run("capacity", "cap", tmp_path)
+    metrics, theory = result.metrics, result.theory
     assert dict(metrics["status"].sizes) == {"N": 2, "alpha": 4, "trial": 12}
     assert list(metrics["status"].dims) == ["N", "alpha", "trial"]
     assert set(np.unique(metrics["status"].values)) <= {"separable", "non_separable", "undecided"}
@@ -78,10 +48,17 @@ def test_capacity_end_to_end(tiny_config, tmp_path):
     assert metrics["alpha"].attrs["units"] == "1" and metrics["stability_lower"].attrs["units"] == "1"
     np.testing.assert_allclose(theory["cover_probability"].sel(N=16, alpha=2.0), 0.5)
     assert theory["capacity"].sel(kappa=0.0) == 2.0
+    pooled, worst = result.claims
+    # the pooled claim: all decided trials against Cover's expectation, within 3 binomial standard errors
+    decided = (metrics["status"] != "undecided").sum("trial")
+    assert pooled.measured == pytest.approx(float(sep.sum() / decided.sum()))
+    assert pooled.tolerance == pytest.approx(3 * pooled.uncertainty) and pooled.uncertainty > 0
+    assert 0 < worst.theory < 1 and worst.tolerance > worst.uncertainty > 0
 
 
-def test_learning_curves_end_to_end(tiny_config, tmp_path):
-    metrics, theory = run(tiny_config, "lc", tmp_path)
+def test_learning_curves_end_to_end(tmp_path):
+    result = run("learning_curves", "lc", tmp_path)
+    metrics, theory = result.metrics, result.theory
     assert list(metrics["generalization_error"].dims) == ["student", "alpha", "seed"]
     assert sorted(map(str, metrics["student"].values)) == sorted(
         ["hebb", "max_stability", "gibbs", "online_perceptron"])
@@ -99,25 +76,36 @@ def test_learning_curves_end_to_end(tiny_config, tmp_path):
     assert metrics["gibbs_overlap_trace"].sel(student="gibbs").sizes["trajectory"] == 3
     assert theory["generalization_error"].sizes == {"theory_student": 5, "alpha": 2}
     assert theory.attrs["binary_transition"] == pytest.approx(1.245, abs=0.002)
+    [hebb] = result.claims
+    assert hebb.theory in theory["generalization_error"].sel(theory_student="hebb").values
+    assert hebb.tolerance == pytest.approx(3 * hebb.uncertainty + 0.3 / 24)
 
 
 @pytest.mark.parametrize("name", ["capacity", "learning_curves"])
 def test_shipped_configs_are_valid_and_small(name):
-    config = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
-    validate(config, str(SCHEMA))
-    cfg.check(config)
+    config = cfg.validate(yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text()))
     exp = config["experiments"][name]
-    assert len(experiments.get(exp["type"]).cells(exp)) <= 6
+    assert len(experiments.resolve(exp["type"]).cells(exp)) <= 6
 
 
-@pytest.mark.parametrize("name,path,value,text", [
-    ("cap", ("grid", "alpha"), [1.0, 1.01], "same P"),
-    ("cap", ("grid", "N"), [8, 8], "duplicate"),
-    ("lc", ("gibbs", "burn_in"), 3, "leaves no sample"),
-    ("lc", ("binary", "alpha"), [1.0, 1.02], "same P"),
+def test_cells_keep_their_ids_and_data():
+    cap = cfg.validate(tiny("capacity"))["experiments"]["cap"]
+    assert [(c.id, c.data, c.N) for c in experiments.resolve("capacity").cells(cap)] == [("n8", None, 8),
+                                                                                        ("n16", None, 16)]
+    lc = cfg.validate(tiny("learning_curves"))["experiments"]["lc"]
+    assert [(c.id, c.data, c.student) for c in experiments.resolve("learning_curves").cells(lc)] == [
+        ("hebb", "n24", "hebb"), ("max_stability", "n24", "max_stability"), ("gibbs", "n24", "gibbs"),
+        ("online_perceptron", "n24", "online_perceptron"), ("binary", "binary_n9", "binary")]
+
+
+@pytest.mark.parametrize("type_name,name,path,value,text", [
+    ("capacity", "cap", ("grid", "alpha"), [1.0, 1.01], "same P"),
+    ("capacity", "cap", ("grid", "N"), [8, 8], "duplicate"),
+    ("learning_curves", "lc", ("gibbs", "burn_in"), 3, "leaves no sample"),
+    ("learning_curves", "lc", ("binary", "alpha"), [1.0, 1.02], "same P"),
 ])
-def test_bad_configs_are_rejected(tiny_config, name, path, value, text):
-    config = copy.deepcopy(tiny_config)
+def test_bad_configs_are_rejected(type_name, name, path, value, text):
+    config = copy.deepcopy(tiny(type_name))
     config["experiments"][name][path[0]][path[1]] = value
     with pytest.raises(cfg.ConfigError, match=text):
-        cfg.check(config)
+        cfg.validate(config)

@@ -1,22 +1,27 @@
 """Random labels and spectrally-normalised margins: R_A and margins against hand computations, the data variants,
 the interpolating 1-NN reference against simulation, and the experiment end to end in-process."""
 
-import io
+import copy
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT, SCHEMA
-from snakemake.utils import validate
+from conftest import ROOT
 from threadpoolctl import threadpool_limits
 
-from phaselab import config as cfg
+import phaselab
 from phaselab import data
-from phaselab.models import two_layer
+from phaselab.config import ConfigError, validate
 from phaselab.experiments import random_labels as rl
+from phaselab.experiments import resolve
+from phaselab.experiments.random_labels import stages as rls
+from phaselab.models import two_layer
 from phaselab.theory import margins
+
+TINY = yaml.safe_load((Path(__file__).parent / "configs" / "random_labels.yaml").read_text())
 
 
 @pytest.fixture(autouse=True)
@@ -109,14 +114,14 @@ def test_interpolating_reference_matches_1nn_on_corrupted_digits():
     x, labels = data.load_digits_standardised()
     tr, te = data.split(len(labels), 300, np.random.default_rng(3))
     x_tr, y_tr, x_te, y_te = x[tr].astype(float), labels[tr], x[te].astype(float), labels[te]
-    eps0 = float(rl.nearest_neighbour_error(x_tr, y_tr, x_te, y_te))
+    eps0 = float(rls.nearest_neighbour_error(x_tr, y_tr, x_te, y_te))
     assert 0.02 < eps0 < 0.1  # 1-NN on 300 digits
     q, draws = 0.5, 40
     noisy = np.stack([data.corrupt_labels(y_tr, q, 10, np.random.default_rng(100 + k)) for k in range(draws)])
-    errors = rl.nearest_neighbour_error(x_tr[None], noisy, x_te[None], y_te[None])
-    predicted = float(rl.interpolating_error(q, eps0, 10))  # 1 − (1 − ε₀)(0.55) − ε₀·0.05
+    errors = rls.nearest_neighbour_error(x_tr[None], noisy, x_te[None], y_te[None])
+    predicted = float(rls.interpolating_error(q, eps0, 10))  # 1 − (1 − ε₀)(0.55) − ε₀·0.05
     assert abs(errors.mean() - predicted) < 3 * errors.std(ddof=1) / math.sqrt(draws)
-    assert float(rl.interpolating_error(1.0, eps0, 10)) == pytest.approx(0.9)
+    assert float(rls.interpolating_error(1.0, eps0, 10)) == pytest.approx(0.9)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -124,48 +129,23 @@ def test_interpolating_reference_matches_1nn_on_corrupted_digits():
 # ---------------------------------------------------------------------------------------------------------------
 def test_shipped_config_is_valid():
     config = yaml.safe_load((ROOT / "config" / "random_labels.yaml").read_text())
-    validate(config, str(SCHEMA))
-    cfg.check(config)
+    validate(config)
     assert [v[0] for v in rl.variants(config["experiments"]["random_labels"])][-2:] == ["shuffled_pixels",
                                                                                        "gaussian"]
 
 
-def tiny_config(results):
-    return {
-        "results": str(results), "seed": 0, "device": "cpu", "threads": 1,
-        "experiments": {"rl": {
-            "type": "random_labels", "corruption": [0.0, 1.0], "seeds": 2, "n_train": 40,
-            "teacher": {"n_test": 100},
-            "network": {"width": 64, "steps": 150, "checkpoint_every": 10},
-        }},
-    }
-
-
 def test_check_rejects_bad_config():
-    config = tiny_config("results")
-    validate(config, str(SCHEMA))
+    config = copy.deepcopy(TINY)
     config["experiments"]["rl"]["network"]["checkpoint_every"] = 1000
-    with pytest.raises(cfg.ConfigError, match="checkpoint_every"):
-        cfg.check(config)
+    with pytest.raises(ConfigError, match="checkpoint_every"):
+        validate(config)
 
 
 def test_end_to_end_in_process(tmp_path):
-    from phaselab.metrics import open_netcdf
-    from phaselab.plots import save
-
-    config = tiny_config(tmp_path / "results")
-    validate(config, str(SCHEMA))  # fills the defaults: both tasks, both input variants
-    cfg.check(config)
-    exp = config["experiments"]["rl"]
-    paths = []
-    for cell in rl.cells(exp):
-        data_path = tmp_path / f"{cell['data']}.npz"
-        rl.make_data(config, "rl", cell["data"], str(data_path))
-        paths.append(str(tmp_path / f"{cell['id']}.nc"))
-        rl.train_cell(config, "rl", cell["id"], str(data_path), paths[-1], 1, io.StringIO())
-    rl.collect(config, "rl", paths, str(tmp_path / "metrics.nc"))
-    rl.theory(config, "rl", str(tmp_path / "metrics.nc"), str(tmp_path / "theory.nc"))
-    metrics, theory = open_netcdf(tmp_path / "metrics.nc"), open_netcdf(tmp_path / "theory.nc")
+    result = phaselab.run(TINY, "rl", results=tmp_path / "results")  # defaults: both tasks, both input variants
+    metrics, theory = result.metrics, result.theory
+    assert [(c.id, c.data, c.task) for c in rl.cells(validate(copy.deepcopy(TINY))["experiments"]["rl"])] == [
+        ("digits", "digits", "digits"), ("teacher", "teacher", "teacher")]
     assert list(metrics["task"].values) == ["digits", "teacher"]
     assert list(metrics["variant"].values) == ["q=0", "q=1", "shuffled_pixels", "gaussian"]
     assert metrics["train_loss"].dims == ("task", "variant", "seed", "step")
@@ -179,7 +159,7 @@ def test_end_to_end_in_process(tmp_path):
     np.testing.assert_allclose(metrics["train_loss"].isel(step=0).mean(), math.log(10), rtol=0.3)
     # R_A in the dataset is the one of the trained weights: recompute it from the margins' normalisation
     m = metrics.sel(task="digits", variant="q=1", seed=0)
-    arrays = np.load(tmp_path / "digits.npz")
+    arrays = np.load(result.folder / "data" / "digits.npz")
     x = arrays["x_train"][1, 0].astype(float)
     scale = float(m["spectral_complexity"]) * np.linalg.norm(x) / x.shape[0]
     np.testing.assert_allclose(m["normalised_margin"].values * scale, m["margin"].values, rtol=1e-9)
@@ -187,7 +167,11 @@ def test_end_to_end_in_process(tmp_path):
     # theory: chance levels and the 1-NN reference, which reaches chance at q = 1
     np.testing.assert_allclose(theory["chance_error"], [0.9, 0.9])
     np.testing.assert_allclose(theory["nn_test_error"].sel(corruption=1.0), 0.9)
+    # claims: networks trained on random labels test at chance (1 − 1/C), in standard errors, one per task
+    assert [c.where.split(":")[0] for c in result.claims] == ["digits", "teacher"]
+    for claim in result.claims:
+        assert claim.tolerance == rls.CHANCE_SIGMAS and claim.measured is not None and claim.measured >= 0
+    kind = resolve("random_labels")
     for figure in rl.FIGURES:
-        out = save(rl.figure(figure, metrics, theory), tmp_path / f"{figure}.png")
-        assert out.stat().st_size > 20_000
-        assert (ROOT / "workflow" / "report" / f"{figure}.rst").exists()
+        assert result.figures[figure].stat().st_size > 20_000
+        assert kind.caption_path(figure).exists()

@@ -2,25 +2,22 @@
 experiment end to end."""
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import SCHEMA
-from snakemake.utils import validate
-from test_edge_of_stability import run_experiment
+import yaml
 
+import phaselab
+from phaselab.config import validate
 from phaselab.curvature import epsilon_sharpness
+from phaselab.experiment import Run
 from phaselab.experiments import sharpness as experiment
-from phaselab.metrics import open_netcdf
+from phaselab.experiments.sharpness import stages
 from phaselab.theory.sgd_noise import excess_loss, excess_loss_small_eta, stability_limit
 
-TINY = {"seed": 0, "device": "cpu", "experiments": {"sharp": {
-    "type": "sharpness", "seeds": 2,
-    "mlp": {"batch_size": [8, 32], "lr": [0.1, 0.5], "n_train": 100, "widths": [8], "steps": 40, "lanczos_iters": 8,
-            "ascent_steps": 5},
-    "linear_regression": {"d": 5, "batch_size": [1, 4], "eta_over_batch": [0.01, 0.02], "time": 5,
-                          "checkpoints": 50}}}}
+TINY = yaml.safe_load((Path(__file__).parent / "configs" / "sharpness.yaml").read_text())
 
 
 def test_epsilon_sharpness_of_a_diagonal_quadratic():
@@ -63,14 +60,12 @@ def test_eta_over_b_formula_against_sgd_simulation(tmp_path):
     exp["seeds"] = 8
     exp["linear_regression"] = {"d": 10, "noise_variance": 0.5, "batch_size": [2, 8], "eta_over_batch": [0.01, 0.04],
                                 "time": 60, "burn_in": 0.2, "checkpoints": 600}
-    validate(config, str(SCHEMA))
+    validate(config)
     for cell in experiment.cells(exp):
-        if cell["part"] == "linreg":
-            out = tmp_path / f"{cell['id']}.nc"
+        if isinstance(cell, experiment.LinregCell):
             with open(tmp_path / "log", "w") as log:
-                experiment.train_cell(config, "s", cell["id"], None, str(out), log=log)
-            ds = open_netcdf(out)
-            B = cell["batch_size"]
+                ds = stages.train(Run(config, "s", log_file=log), cell, None)
+            B = cell.batch_size
             sim = ds["excess_loss"].sel(linreg_batch_size=B).mean("seed").values
             ratios = ds["eta_over_batch"].values
             exact = excess_loss(ratios * B, B, 10, 0.5)
@@ -81,7 +76,8 @@ def test_eta_over_b_formula_against_sgd_simulation(tmp_path):
 
 
 def test_sharpness_end_to_end(tmp_path):
-    metrics, theory, figures = run_experiment(TINY, "sharp", tmp_path)
+    result = phaselab.run(TINY, "sharp", results=tmp_path)
+    metrics, theory = result.metrics, result.theory
     assert dict(metrics["sharpness"].sizes) == {"batch_size": 2, "lr": 2, "seed": 2}
     assert dict(metrics["excess_loss"].sizes) == {"linreg_batch_size": 2, "eta_over_batch": 2, "seed": 2}
     assert metrics["sharpness"].attrs["units"] == "1" and metrics["eps_sharpness"].attrs["units"] == "percent"
@@ -91,7 +87,9 @@ def test_sharpness_end_to_end(tmp_path):
                                excess_loss(np.array([0.04, 0.08]), 4, 5, 1.0))
     np.testing.assert_allclose(theory["stability_threshold"].values, [20.0, 4.0])
     for figure in experiment.FIGURES:
-        assert (figures / f"{figure}.png").stat().st_size > 20_000
+        assert result.figures[figure].stat().st_size > 20_000
+    [claim] = result.claims
+    assert claim.tolerance == 0.08 and claim.where.startswith("linear-regression excess loss at 4 (B, η/B) points")
 
 
 def test_unstable_eta_over_b_is_rejected():

@@ -1,5 +1,6 @@
 """End to end through Snakemake: a tiny grid in CI; the quick default behind the `slow` mark."""
 
+import json
 import re
 import subprocess
 import sys
@@ -62,6 +63,8 @@ def test_tiny_workflow_end_to_end(tiny_reference):
         assert f"{figure}.png" in html
     assert "summary.html" in html
     assert "Saad" in html and "Veiga" in html  # captions state the theory
+    claims = json.loads((workdir / "results" / "tiny" / "claims.json").read_text())
+    assert claims and all(c["verdict"] in ("agrees", "disagrees", "inconclusive") for c in claims)
     # a second run has nothing to do
     again = snakemake(workdir, "--configfile", str(workdir / "tiny.yaml"), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -125,55 +128,64 @@ def package_copy(tmp_path, monkeypatch):
     """A copy of the phaselab sources that the code hash reads instead of the real ones, to edit in a test."""
     import shutil
 
-    from phaselab import experiments
+    from phaselab import codehash
 
+    real_root = ROOT / "src" / "phaselab"
     copy = tmp_path / "phaselab"
-    shutil.copytree(ROOT / "src" / "phaselab", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    caches = (experiments._module_path, experiments._parsed, experiments.code_sha256)
-    for cached in caches:
-        cached.cache_clear()
-    monkeypatch.setattr(experiments, "_package_root", lambda: copy)
-    yield copy
-    for cached in caches:
-        cached.cache_clear()
+    shutil.copytree(real_root, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    real = codehash.module_path.__wrapped__
+
+    def module_path(name):
+        path = real(name)
+        return copy / path.relative_to(real_root) if path and path.is_relative_to(real_root) else path
+
+    monkeypatch.setattr(codehash, "module_path", module_path)
+    return copy
 
 
 def test_each_stage_hashes_the_code_it_runs(package_copy):
     """The params trigger behind a code change: an edit reruns the stages whose code it touches, and only those."""
-    from phaselab import experiments
+    from phaselab import codehash, experiments
+
+    kind = experiments.resolve("sgd_phase_diagram")
+    stages = ("data", "train", "metrics", "theory", "claims")
 
     def hashes():
-        experiments._parsed.cache_clear()
-        experiments.code_sha256.cache_clear()
-        return {stage: experiments.code_sha256("sgd_phase_diagram", stage) for stage in experiments.STAGE_FUNCTIONS}
+        return {stage: kind.code_sha256(stage) for stage in stages} | {
+            f"figure {f}": kind.code_sha256("figure", f) for f in kind.light.FIGURES}
 
     def edit(path, old, new):
         source = (package_copy / path).read_text()
         assert old in source
         (package_copy / path).write_text(source.replace(old, new, 1))
 
-    train = experiments.stage_sources("sgd_phase_diagram", "train")
-    figure = experiments.stage_sources("sgd_phase_diagram", "figure")
-    assert {"phaselab.train", "phaselab._kernels", "phaselab.data", "phaselab.metrics"} <= set(train)
-    assert {"train_cell", "time_grid"} <= train["phaselab.experiments.sgd_phase_diagram"]
-    assert "train_committee_ensemble" in train["phaselab.train"] and train["phaselab._kernels"] is experiments.ALL
-    assert not any(m.startswith("phaselab.plots") for m in train)
-    assert figure["phaselab.plots.phase_diagram"] is experiments.ALL and "phaselab.train" not in figure
-    assert "phaselab.theory.phase_diagram" in experiments.stage_sources("sgd_phase_diagram", "theory")
+    train = kind.stage_sources("train")
+    figure = kind.stage_sources("figure", "phase_diagram")
+    assert {"phaselab.engines.committee", "phaselab.engines._kernels", "phaselab.data", "phaselab.metrics",
+            "phaselab.stages"} <= set(train)
+    assert {"train_cell"} <= train["phaselab.stages"] and {"train"} <= train[kind.stages_module]
+    assert "train_committee_ensemble" in train["phaselab.engines.committee"]
+    assert train["phaselab.engines._kernels"] is codehash.ALL
+    assert not any(m.startswith("phaselab.plots") or m.endswith(".figures") for m in train)
+    assert "phase_diagram" in figure[kind.figures_module] and "risk_curves" not in figure[kind.figures_module]
+    assert not any(m.startswith("phaselab.engines") for m in figure)
+    assert "phaselab.theory.phase_diagram" in kind.stage_sources("theory")
+    # the perceptron experiments do not run the committee engine: an edit to its kernel leaves them alone
+    assert not any(m.startswith("phaselab.engines") for m in experiments.resolve("capacity").stage_sources("train"))
 
     before = hashes()
-    edit("plots/phase_diagram.py", '"""', '"""A docstring edit changes the code.\n', )
+    edit("experiments/sgd_phase_diagram/figures.py", "def phase_diagram(", "def phase_diagram(  # noqa\n")
+    assert hashes() == before  # a comment alone changes nothing
+    edit("experiments/sgd_phase_diagram/figures.py", "def risk_curves(",
+         "def risk_curves(  # docstring edits change the code\n")
+    edit("experiments/sgd_phase_diagram/figures.py", '"""', '"""A docstring edit changes the code.\n', )
     after = hashes()
-    assert [s for s in before if before[s] != after[s]] == ["figure"]
-    edit("_kernels.py", "\n", "\n# a comment alone changes nothing\n")
-    assert hashes() == after
-    edit("train.py", "def stream_rows(", "def unused_helper():\n    return 0\n\n\ndef stream_rows(")
+    assert [s for s in before if before[s] != after[s]] == [f"figure {f}" for f in kind.light.FIGURES]
+    edit("engines/committee.py", "def stream_rows(", "def unused_helper():\n    return 0\n\n\ndef stream_rows(")
     assert hashes() == after  # a function no stage calls
-    edit("train.py", "def stream_rows(", "def stream_rows(  # noqa\n")
-    edit("_kernels.py", "\n", "\nSTREAM_BLOCK = 256\n")
+    edit("engines/_kernels.py", "\n", "\nSTREAM_BLOCK = 256\n")
     changed = hashes()
     assert [s for s in after if after[s] != changed[s]] == ["train"]
-    summary = experiments.summary_code_sha256(["sgd_phase_diagram"])
+    summary = experiments.summary_code_sha256()
     edit("summary.py", '"""', '"""Changed. ')
-    experiments._parsed.cache_clear()
-    assert experiments.summary_code_sha256(["sgd_phase_diagram"]) != summary
+    assert experiments.summary_code_sha256() != summary

@@ -40,11 +40,15 @@ def module_path(name: str) -> Path | None:
     return path
 
 
-@functools.cache
 def _parsed(module: str) -> tuple[list[ast.stmt], dict[str, ast.stmt], bool]:
     """A module's top-level statements other than definitions, its functions and classes by name, and whether
-    it is a package (an ``__init__.py``)."""
+    it is a package (an ``__init__.py``); read again when the file changes."""
     path = module_path(module)
+    return _parse(path, path.stat().st_mtime_ns)
+
+
+@functools.cache
+def _parse(path: Path, mtime_ns: int) -> tuple[list[ast.stmt], dict[str, ast.stmt], bool]:
     tree = ast.parse(path.read_text())
     defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
     return [n for n in tree.body if n not in defs.values()], defs, path.name == "__init__.py"

@@ -68,7 +68,11 @@ def _validator(schema: dict):
 
 
 def _key(prefix: str, path) -> str:
-    return ".".join([prefix, *map(str, path)] if prefix else map(str, path)) or "(top level)"
+    """A key path as the config writes it: ``experiments.tiny.grid.d[0]``."""
+    key = prefix
+    for part in path:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    return key or "(top level)"
 
 
 def validate_against(schema: dict, instance: dict, prefix: str = "") -> None:

@@ -1,7 +1,7 @@
 # Config validation and the expansion of every experiment into cells, once, at parse time (no torch here).
 import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
@@ -11,9 +11,10 @@ from phaselab import experiments as phaselab_experiments
 min_version("9.0")
 
 
-validate(config, "../schemas/config.schema.yaml")
+# The top-level schema (../schemas/config.schema.yaml), python_path, each experiment's type and its own schema
+# (defaults filled in place), the types' cross-field checks: a bad config stops here, naming the key.
 try:
-    phaselab_config.check(config)
+    phaselab_config.validate(config)
 except phaselab_config.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -24,17 +25,15 @@ try:
 except phaselab_config.ConfigError as err:
     raise WorkflowError(str(err)) from None
 EXPERIMENTS = config["experiments"]
-MODULES = {
-    name: phaselab_experiments.get(exp["type"]) for name, exp in EXPERIMENTS.items()
-}
+TYPES = {name: phaselab_experiments.of(config, name) for name in EXPERIMENTS}
 CELLS = {
-    name: {c["id"]: c for c in MODULES[name].cells(exp)}
-    for name, exp in EXPERIMENTS.items()
+    name: {c.id: c for c in TYPES[name].cells(exp)} for name, exp in EXPERIMENTS.items()
 }
-FIGURES = {
-    figure: sorted(n for n in EXPERIMENTS if figure in MODULES[n].FIGURES)
-    for figure in sorted({f for m in MODULES.values() for f in m.FIGURES})
-}
+# One figure rule per (experiment type, figure name), for the experiments of that type.
+FIGURE_RULES = {}
+for _name, _kind in TYPES.items():
+    for _figure in _kind.light.FIGURES:
+        FIGURE_RULES.setdefault((_kind.module, _figure), (_kind, []))[1].append(_name)
 
 
 def experiment_hash(wildcards):
@@ -44,22 +43,21 @@ def experiment_hash(wildcards):
     )
 
 
-def code_hash(stage):
-    """Params function: sha256 of the phaselab sources a stage of the experiment runs, so that changed package code
-    reruns the jobs it affects (a figure tweak redraws figures; an engine change retrains).
+def code_hash(stage, figure=None):
+    """Params function: sha256 of the code a stage of the experiment runs (the framework's stage and the type's
+    own functions, phaselab's and the type's package), so that changed code reruns the jobs it affects (a figure
+    tweak redraws that figure; an engine change retrains).
     """
 
     def code_sha256(wildcards):
-        return phaselab_experiments.code_sha256(
-            EXPERIMENTS[wildcards.experiment]["type"], stage
-        )
+        return TYPES[wildcards.experiment].code_sha256(stage, figure)
 
     return code_sha256
 
 
 def cell_data(wildcards):
     """The data file a cell reads, or nothing for cells that draw their data themselves."""
-    data_id = CELLS[wildcards.experiment][wildcards.cell]["data"]
+    data_id = CELLS[wildcards.experiment][wildcards.cell].data
     return f"{RESULTS}/{wildcards.experiment}/data/{data_id}.npz" if data_id else []
 
 
@@ -80,7 +78,7 @@ def all_targets():
         + [
             f"{RESULTS}/{name}/figures/{figure}.png"
             for name in EXPERIMENTS
-            for figure in MODULES[name].FIGURES
+            for figure in TYPES[name].light.FIGURES
         ]
     )
 

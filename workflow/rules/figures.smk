@@ -1,17 +1,18 @@
-# One rule per figure name (its caption is workflow/report/<figure>.rst), for the experiments that draw it.
-for figure_name, figure_experiments in FIGURES.items():
+# One rule per (experiment type, figure name), for the experiments of that type; the caption lies beside the
+# type (<type folder>/captions/<figure>.rst), built-in or a researcher's own.
+for (_module, figure_name), (figure_kind, figure_experiments) in FIGURE_RULES.items():
 
     rule:
         """One figure of an experiment, simulation beside theory, in the report with its caption."""
         name:
-            f"figure_{figure_name}"
+            f"{figure_kind.rule_prefix}_{figure_name}"
         input:
             metrics=f"{RESULTS}/{{experiment}}/metrics.nc",
             theory=f"{RESULTS}/{{experiment}}/theory.nc",
         output:
             report(
                 f"{RESULTS}/{{experiment}}/figures/{figure_name}.png",
-                caption=f"../report/{figure_name}.rst",
+                caption=str(figure_kind.caption_path(figure_name)),
                 category="{experiment}",
                 labels={"experiment": "{experiment}", "figure": figure_name},
             ),
@@ -32,6 +33,6 @@ for figure_name, figure_experiments in FIGURES.items():
         params:
             figure=figure_name,
             config_sha256=experiment_hash,
-            code_sha256=code_hash("figure"),
+            code_sha256=code_hash("figure", figure_name),
         script:
             "../scripts/figure.py"

@@ -1,14 +1,14 @@
 rule summary:
-    """The report's summary page: simulation vs theory agreement and provenance of every experiment."""
+    """The report's summary page: every experiment's claims with their verdicts, and provenance."""
     input:
         metrics=expand(f"{RESULTS}/{{experiment}}/metrics.nc", experiment=EXPERIMENTS),
-        theory=expand(f"{RESULTS}/{{experiment}}/theory.nc", experiment=EXPERIMENTS),
+        claims=expand(f"{RESULTS}/{{experiment}}/claims.json", experiment=EXPERIMENTS),
     output:
         report(
             f"{RESULTS}/summary.html",
             caption="../report/summary.rst",
             category="Summary",
-            labels={"page": "simulation vs theory, provenance"},
+            labels={"page": "claims and verdicts, provenance"},
         ),
     log:
         f"{RESULTS}/logs/summary.log",
@@ -22,8 +22,6 @@ rule summary:
         runtime=10,
     params:
         experiments=list(EXPERIMENTS),
-        code_sha256=phaselab_experiments.summary_code_sha256(
-            exp["type"] for exp in EXPERIMENTS.values()
-        ),
+        code_sha256=phaselab_experiments.summary_code_sha256(),
     script:
         "../scripts/summary.py"

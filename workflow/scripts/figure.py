@@ -4,7 +4,7 @@ from _log import logged
 
 from phaselab.stages import make_figure
 
-with logged(snakemake):  # noqa: F821 (injected by Snakemake)
+with logged(snakemake) as log:  # noqa: F821 (injected by Snakemake)
     make_figure(
         snakemake.config,
         snakemake.wildcards.experiment,
@@ -12,4 +12,5 @@ with logged(snakemake):  # noqa: F821 (injected by Snakemake)
         snakemake.input.metrics,
         snakemake.input.theory,
         snakemake.output[0],
+        log=log,
     )

@@ -9,6 +9,6 @@ with logged(snakemake):  # noqa: F821 (injected by Snakemake)
         snakemake.config,
         snakemake.params.experiments,
         snakemake.input.metrics,
-        snakemake.input.theory,
+        snakemake.input.claims,
         snakemake.output[0],
     )

@@ -4,5 +4,5 @@ from _log import logged
 
 from phaselab.stages import make_theory
 
-with logged(snakemake):  # noqa: F821 (injected by Snakemake)
-    make_theory(snakemake.config, snakemake.wildcards.experiment, snakemake.input[0], snakemake.output[0])
+with logged(snakemake) as log:  # noqa: F821 (injected by Snakemake)
+    make_theory(snakemake.config, snakemake.wildcards.experiment, snakemake.input[0], snakemake.output[0], log=log)

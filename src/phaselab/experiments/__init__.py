@@ -164,4 +164,7 @@ def of(config: dict, experiment: str) -> ExperimentType:
     return resolve(config["experiments"][experiment]["type"], f"experiments.{experiment}.type")
 
 
-__all__ = ["ConfigError", "ExperimentType", "builtin_types", "of", "registered_types", "resolve"]
+
+def summary_code_sha256() -> str:
+    """sha256 of the code of the report's summary page (the claims themselves are hashed with their stage)."""
+    return codehash.sha256(codehash.reached([("phaselab.summary", codehash.ALL)]))

@@ -134,3 +134,31 @@ def save(fig: Figure, path, dpi: int = DPI, metadata: dict | None = None) -> Pat
         fig.savefig(tmp, format="png", dpi=dpi, metadata=meta)
     plt.close(fig)
     return Path(path)
+
+
+# ------------------------------------------------------ shared by the perceptron figures (capacity, learning_curves)
+ALPHA_LABEL = "load α = P/N (dimensionless)"
+
+
+def wilson(k, n, z: float = 1.959964):
+    """Fraction k/n and its Wilson score interval (NaN where n = 0)."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return p, centre - half, centre + half
+
+
+def decoded(metrics: xr.Dataset, name: str = "status") -> np.ndarray:
+    """A string variable of ``metrics`` as an array of str (bytes decoded)."""
+    st = metrics[name]
+    return np.vectorize(decode, otypes=[object])(st.values) if st.size else st.values
+
+
+def errorbar(ax, x, mean, lo, hi, **kw):
+    """Points with asymmetric error bars from an interval [lo, hi]; NaN means are left out."""
+    ok = np.isfinite(mean)
+    yerr = np.vstack([mean[ok] - lo[ok], hi[ok] - mean[ok]])
+    return ax.errorbar(np.asarray(x)[ok], mean[ok], yerr=np.clip(yerr, 0, None), linestyle="none", capsize=2.5,
+                       **kw)
