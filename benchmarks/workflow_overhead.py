@@ -40,9 +40,9 @@ def main():
             with tsv.open() as fh:
                 jobs[str(tsv.relative_to(tmp / "results"))] = float(next(csv.DictReader(fh, delimiter="\t"))["s"])
         compute = sum(float(m.group(1)) for log in (tmp / "results").rglob("logs/train/*.log")
-                      for m in re.finditer(r"\[train\] done in ([0-9.]+)s", log.read_text()))
+                      for m in re.finditer(r"\[train\] cell \S+ done in ([0-9.]+)s", log.read_text()))
     imports = []
-    for stack in ("import numpy, xarray, phaselab.metrics", "import torch, numba, phaselab.train",
+    for stack in ("import numpy, xarray, phaselab.metrics", "import torch, numba, phaselab.engines.committee",
                   "import matplotlib, seaborn, phaselab.plots"):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", stack], check=True)

@@ -130,7 +130,8 @@ def test_cli_rejects_before_any_job(tmp_path, bad):
     )
     assert run.returncode != 0
     text = run.stdout + run.stderr
-    assert ("'colour' was unexpected" in text) or ("config key 'experiments.x.grid.kappa' = 2.0: gives width p = 64 > d = 8" in text), text
+    assert ("'colour' was unexpected" in text
+            or "config key 'experiments.x.grid.kappa' = 2.0: gives width p = 64 > d = 8" in text), text
     assert not (tmp_path / "results").exists()
 
 

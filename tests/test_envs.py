@@ -3,8 +3,8 @@
 The conda channels are not reachable from this machine, so `snakemake --sdm conda` itself is not run here."""
 
 import re
-import tomllib
 
+import tomllib
 import yaml
 from conftest import ROOT
 

@@ -10,9 +10,9 @@ from scipy.optimize import minimize
 
 import phaselab
 from phaselab import data
+from phaselab.engines.ensemble import train_ensemble
 from phaselab.experiments import implicit_bias as experiment
 from phaselab.theory import implicit_bias as ib
-from phaselab.engines.ensemble import train_ensemble
 
 # two orthogonal points: both are support vectors, ŵ = Σ z_n/‖z_n‖², α_n = 1/‖z_n‖²
 TWO = np.array([[0.8, 0.2], [-0.15, 0.6]])

@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import yaml
 from conftest import CONFIGS, ROOT, run_snakemake
 
@@ -186,13 +186,17 @@ def test_own_type_runs_in_process_and_its_code_is_hashed(toy_dir):
     kind = experiments.resolve("toylab.toy")
     train = kind.stage_sources("train")
     assert {"toylab.toy.stages", "toylab.toy.helpers", "phaselab.stages"} <= set(train)
-    assert "toylab.toy.figures" not in train and "toylab.toy.stages" not in kind.stage_sources("figure", "phase_diagram")
-    before = {s: kind.code_sha256(s) for s in ("train", "theory")} | {"figure": kind.code_sha256("figure",
-                                                                                                 "phase_diagram")}
+    assert "toylab.toy.figures" not in train
+    assert "toylab.toy.stages" not in kind.stage_sources("figure", "phase_diagram")
+
+    def hashes():
+        return {s: kind.code_sha256(s) for s in ("train", "theory")} | {
+            "figure": kind.code_sha256("figure", "phase_diagram")}
+
+    before = hashes()
     helpers = toy_dir / "lab" / "toylab" / "toy" / "helpers.py"
     helpers.write_text(helpers.read_text().replace("1.0 * x", "2.0 * x"))
-    after = {s: kind.code_sha256(s) for s in ("train", "theory")} | {"figure": kind.code_sha256("figure",
-                                                                                                "phase_diagram")}
+    after = hashes()
     assert after["train"] != before["train"] and after["figure"] == before["figure"]
 
 

@@ -100,7 +100,7 @@ def test_train_logs_name_cell_device_and_progress(tiny_reference):
     workdir, _ = tiny_reference
     log = (workdir / "results" / "tiny" / "logs" / "train" / "d32_kappa500.log").read_text()
     assert "cell d32_kappa500" in log and "device cpu" in log
-    assert "[train] step" in log and "ETA" in log and "[train] done" in log
+    assert "[train] step" in log and "ETA" in log and "[train] cell d32_kappa500 done in" in log
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device here")

@@ -1,6 +1,6 @@
 """The HTML report opened in headless Chromium (Debian's chromium driven by Playwright; recipe in
 ../shared/reference/browser-test.md): every figure loads, no console errors, captions state theory and
-parameters, and the summary page lists sim-vs-theory agreement and provenance."""
+parameters, and the summary page lists every claim with its verdict, and provenance."""
 
 from pathlib import Path
 
@@ -57,12 +57,13 @@ def test_captions_state_theory_and_parameters(page):
     assert not errors
 
 
-def test_summary_page_lists_agreement_and_provenance(page):
+def test_summary_page_lists_claims_with_verdicts_and_provenance(page):
     page, errors, _, _ = page
     path = next(p for p in page.evaluate("Object.keys(results)") if p.endswith("summary.html"))
     html = page.evaluate("""async p => { const r = await fetch(results[p].data_uri); return await r.text(); }""",
                          path)
-    assert "id='agreement'" in html and "id='provenance'" in html
+    assert "id='claims'" in html and "id='provenance'" in html
     assert "tiny" in html and "sgd_phase_diagram" in html and "git_revision" in html
-    assert "max relative deviation" in html
+    assert "Saad–Solla ODE" in html and "class='verdict'" in html
+    assert any(f">{verdict}</td>" in html for verdict in ("agrees", "disagrees", "inconclusive"))
     assert not errors

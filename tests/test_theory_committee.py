@@ -115,7 +115,9 @@ def _naive_rhs(Q, M, P, eta, noise):
               + 2 * C[a, b] * C[a, e] * C[b, e])
         return 4 / np.pi**2 / np.sqrt(L4) * np.arcsin(L0 / np.sqrt(L1 * L2))
 
-    J2 = lambda a, b: 2 / np.pi / np.sqrt((1 + C[a, a]) * (1 + C[b, b]) - C[a, b] ** 2)
+    def J2(a, b):
+        return 2 / np.pi / np.sqrt((1 + C[a, a]) * (1 + C[b, b]) - C[a, b] ** 2)
+
     fields = range(p + k)
     dM = np.array([[eta * sum(u[c] * I3(j, p + r, c) for c in fields) for r in range(k)] for j in range(p)])
     dQ = np.array([[eta * sum(u[c] * (I3(j, l, c) + I3(l, j, c)) for c in fields)

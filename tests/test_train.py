@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from phaselab import data
-from phaselab.theory.committee import ode_risk
 from phaselab.engines.committee import train_committee_ensemble
+from phaselab.theory.committee import ode_risk
 
 torch.set_num_threads(1)
 

@@ -86,7 +86,8 @@ def ode_benchmark(t_max: float) -> dict:
 
     R_ref = risk(ref.y[:64].T.reshape(-1, 8, 8), ref.y[64:].T.reshape(-1, 8, 4), P)
     return {"t_max": t_max, "seconds": seconds, "reference_seconds": ref_seconds,
-            "max_abs_diff": float(np.max(np.abs(ours - R_ref))), "max_rel_diff": float(np.max(np.abs(ours - R_ref) / R_ref))}
+            "max_abs_diff": float(np.max(np.abs(ours - R_ref))),
+            "max_rel_diff": float(np.max(np.abs(ours - R_ref) / R_ref))}
 
 
 def main(argv=None) -> None:

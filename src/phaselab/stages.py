@@ -80,6 +80,9 @@ def collect_metrics(config: dict, experiment: str, cell_paths: list[str], out: s
     devices = sorted({str(c.attrs.get("device", "")) for c in cells} - {""})
     seconds = float(sum(float(c.attrs.get("train_seconds", 0.0)) for c in cells))
     ds = getattr(kind.stages, "collect", _default_collect)(run, cells)
+    for var in ds.variables.values():  # a merge keeps the first cell's encoding: "ok" stored as 2 characters
+        if var.dtype.kind in "USO":    # would cut "diverged" when written back
+            var.encoding.pop("dtype", None)
     own = getattr(kind.light, "COORDS", None)
     for dim in ds.coords:
         for k, v in coordinate_attrs(str(dim), own).items():

@@ -10,8 +10,9 @@ from __future__ import annotations
 import html
 import json
 
-PROVENANCE_KEYS = ("phaselab_version", "git_revision", "config_sha256", "torch_version", "numba_version", "numpy_version",
-                   "xarray_version", "netcdf4_version", "snakemake_version", "python_version", "device", "backend")
+PROVENANCE_KEYS = ("phaselab_version", "git_revision", "config_sha256", "torch_version", "numba_version",
+                   "numpy_version", "xarray_version", "netcdf4_version", "snakemake_version", "python_version",
+                   "device", "backend")
 VERDICT_COLOURS = {"agrees": "#d4f4d2", "disagrees": "#f9d0cc", "inconclusive": "#fbeec2"}
 
 

@@ -5,4 +5,10 @@ from _log import logged
 from phaselab.stages import collect_metrics
 
 with logged(snakemake) as log:  # noqa: F821 (injected by Snakemake)
-    collect_metrics(snakemake.config, snakemake.wildcards.experiment, list(snakemake.input), snakemake.output[0], log=log)
+    collect_metrics(
+        snakemake.config,
+        snakemake.wildcards.experiment,
+        list(snakemake.input),
+        snakemake.output[0],
+        log=log,
+    )

@@ -18,15 +18,16 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from phaselab import codehash
-from phaselab.config import ConfigError, fail
+from phaselab.config import fail
 
 ENTRY_POINT_GROUP = "phaselab.experiments"
 FIGURE_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")  # no double underscore: see ExperimentType.rule_prefix
 LIGHT_PARTS = ("TITLE", "REFERENCES", "FIGURES", "cells")
 STAGE_PARTS = ("train", "theory", "claims")
 # Stage → the framework function in phaselab.stages and the type's function (in stages.py) that carry it out.
-STAGES = {"data": ("make_data", "make_data"), "train": ("train_cell", "train"), "metrics": ("collect_metrics", "collect"),
-          "theory": ("make_theory", "theory"), "claims": ("make_claims", "claims")}
+STAGES = {"data": ("make_data", "make_data"), "train": ("train_cell", "train"),
+          "metrics": ("collect_metrics", "collect"), "theory": ("make_theory", "theory"),
+          "claims": ("make_claims", "claims")}
 
 
 def builtin_types() -> dict[str, str]:

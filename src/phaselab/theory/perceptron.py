@@ -100,7 +100,8 @@ def _gibbs_integral(R):
 
 
 def conjugate_overlap(R, alpha):
-    """The sign channel's conjugate order parameter q̂ = α/(π√(1 − R)) ∫ Dt exp(−R t²/2)/H(−√R t) at q = R (Nishimori)."""
+    """The sign channel's conjugate order parameter q̂ = α/(π√(1 − R)) ∫ Dt exp(−R t²/2)/H(−√R t) at q = R
+    (Nishimori)."""
     return alpha / (math.pi * math.sqrt(1.0 - R)) * _gibbs_integral(R)
 
 
@@ -258,8 +259,10 @@ def binary_entropy(alpha, R=None):
     qhat = conjugate_overlap(R, a)
     psi = float(np.sum(_GAUSS_W * np.log(np.cosh(qhat + math.sqrt(qhat) * _GAUSS_T)))) - qhat / 2
     x = math.sqrt(R / (1 - R))
-    out = 2 * integrate.quad(lambda t: math.exp(-t * t / 2) / math.sqrt(2 * math.pi) * H(x * t) * math.log(max(H(x * t), 1e-300)),
-                             -np.inf, np.inf, epsabs=1e-13, limit=200)[0]
+    def integrand(t):
+        return math.exp(-t * t / 2) / math.sqrt(2 * math.pi) * H(x * t) * math.log(max(H(x * t), 1e-300))
+
+    out = 2 * integrate.quad(integrand, -np.inf, np.inf, epsabs=1e-13, limit=200)[0]
     return math.log(2) + psi - qhat * R / 2 + a * out
 
 

@@ -27,7 +27,7 @@ def phase_diagram_theory(metrics: xr.Dataset, max_width: int = 16) -> xr.Dataset
     ode = np.full(shape, np.nan)
 
     jobs: dict[int, list[tuple]] = {}  # batch every (cell, δ, seed) of one width into one integration
-    for i, d in enumerate(metrics["d"].values):
+    for i, _d in enumerate(metrics["d"].values):
         for j, kappa in enumerate(metrics["kappa"].values):
             p = int(metrics["width"].values[i, j])
             for l, delta in enumerate(metrics["delta"].values):
@@ -54,7 +54,8 @@ def phase_diagram_theory(metrics: xr.Dataset, max_width: int = 16) -> xr.Dataset
     return xr.Dataset(
         {
             "ode_risk": (("d", "kappa", "delta", "seed", "time"), ode, risk_attrs),
-            "ode_final_risk": (("d", "kappa", "delta", "seed"), final, {**risk_attrs, "long_name": "ODE risk at the horizon"}),
+            "ode_final_risk": (("d", "kappa", "delta", "seed"), final,
+                               {**risk_attrs, "long_name": "ODE risk at the horizon"}),
             "phase": (("kappa", "delta"), labels.astype(str), {"long_name": "phase of SGD (Veiga et al. 2022)"}),
         },
         coords={n: metrics[n] for n in ("d", "kappa", "delta", "seed", "time")},

@@ -59,7 +59,8 @@ def collect(run: Run, cells: list):
     ds["fraction_separable"] = (ds["status"] == "separable").sum("trial") / (ds["status"] != "undecided").sum("trial")
     ds["fraction_separable"].attrs.update(long_name="fraction of the decided trials that are separable", units="1")
     ds.attrs = {
-        "solver": "batched primal-dual interior-point maximal-stability solver (phaselab.solvers.perceptron.max_stability)",
+        "solver": "batched primal-dual interior-point maximal-stability solver "
+                  "(phaselab.solvers.perceptron.max_stability)",
         "solver_rtol": exp["solver"]["rtol"],
         "solver_max_iter": exp["solver"]["max_iter"],
     }

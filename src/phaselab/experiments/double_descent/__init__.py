@@ -4,8 +4,8 @@
   (Hastie, Montanari, Rosset & Tibshirani 2019): asymptotic and exact finite-n curves, ridge and optimal ridge.
 - ``random_features``: ReLU random-features ridge(less) regression on the sphere, test error against N/n
   (Mei & Montanari 2019), the asymptotic curve from their fixed-point equations.
-- ``network``: the two-layer ReLU network of :mod:`phaselab.models.two_layer` on the scikit-learn digits with label noise,
-  trained by full-batch gradient descent through ``train_ensemble``, test error against the width h across the
+- ``network``: the two-layer ReLU network of :mod:`phaselab.models.two_layer` on the scikit-learn digits with label
+  noise, trained by full-batch gradient descent through ``train_ensemble``, test error against the width h across the
   interpolation threshold h(d + C) ≈ nC (model-wise double descent: Belkin, Hsu, Ma & Mandal 2019; Nakkiran
   et al. 2019).
 

@@ -8,8 +8,7 @@ import math
 import numpy as np
 
 from phaselab.experiment import Claim, Run, judge
-from phaselab.experiments.double_descent import DIGITS_CLASSES, DIGITS_DIM, COORDS, PartCell, linear_dims, \
-    rf_features
+from phaselab.experiments.double_descent import COORDS, DIGITS_CLASSES, DIGITS_DIM, PartCell, linear_dims, rf_features
 
 
 # ----------------------------------------------------------------------------------------------------------------

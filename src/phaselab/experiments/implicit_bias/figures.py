@@ -60,7 +60,7 @@ def implicit_bias_rates(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
         ax.plot(step[t], end * np.log(step[-1]) / np.log(step[t]), color="black", linestyle=":", linewidth=1.3,
                 gid=f"rate:{name}")
     ax_ratio.axhline(1.0, color="black", linewidth=1.0, linestyle="--")
-    for ax, (name, ylabel, title) in zip(axes[0], panels + [(None, "simulation / asymptote (dimensionless)",
+    for ax, (_name, ylabel, title) in zip(axes[0], panels + [(None, "simulation / asymptote (dimensionless)",
                                                              "ratio: solid angle, dash-dot margin gap")]):
         ax.set_xscale("log" if ax is not ax_ratio or asymptotic else "linear")
         ax.set_xlabel(STEP_LABEL)

@@ -1,8 +1,8 @@
 """Random labels (Zhang, Bengio, Hardt, Recht & Vinyals, ICLR 2017) and spectrally-normalised margins (Bartlett,
 Foster & Telgarsky, NeurIPS 2017).
 
-The two-layer ReLU network of :mod:`phaselab.models.two_layer` is trained by full-batch gradient descent on two tasks, the
-scikit-learn digits and a synthetic teacher task (Gaussian inputs labelled by a random linear teacher), in
+The two-layer ReLU network of :mod:`phaselab.models.two_layer` is trained by full-batch gradient descent on two
+tasks, the scikit-learn digits and a synthetic teacher task (Gaussian inputs labelled by a random linear teacher), in
 variants: labels corrupted with probability q (redrawn uniformly over the classes; q = 0 the true labels, q = 1
 random labels), shuffled pixels (one permutation of the inputs for every image) and Gaussian inputs (noise with
 each pixel's mean and variance). Measured: the training loss against steps, the steps to fit every training label,

@@ -38,7 +38,8 @@ def _styles(metrics: xr.Dataset):
     out = []
     for v, inputs, q in zip(metrics["variant"].values, metrics["inputs"].values, qs):
         if inputs == "original":
-            label = "true labels" if q == 0 else ("random labels (q = 1)" if q == 1 else f"labels corrupted, q = {fmt(q)}")
+            label = ("true labels" if q == 0 else "random labels (q = 1)" if q == 1
+                     else f"labels corrupted, q = {fmt(q)}")
             out.append((str(v), colors[q], "-", "o", label))
         else:
             c, ls, m, label = INPUT_STYLES[str(inputs)]

@@ -154,7 +154,8 @@ def train(run: Run, cell: TaskCell, arrays: dict):
         coords={"task": [task], "variant": [r[0] for r in rows], "seed": np.arange(S), "step": steps,
                 "layer": [1, 2], "sample": np.arange(exp["n_train"]),
                 "corruption": ("variant", [r[2] for r in rows], {**one, "long_name": "label-corruption probability q"}),
-                "inputs": ("variant", [r[1] for r in rows], {"long_name": "inputs (original, shuffled_pixels, gaussian)"})},
+                "inputs": ("variant", [r[1] for r in rows],
+                           {"long_name": "inputs (original, shuffled_pixels, gaussian)"})},
         attrs={"train_seconds": result.seconds},
     )
 

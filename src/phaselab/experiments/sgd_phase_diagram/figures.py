@@ -24,7 +24,6 @@ Statistics used throughout:
 
 from __future__ import annotations
 
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -50,8 +49,6 @@ from phaselab.plots import (  # noqa: E402
     seed_stats,
     sel_cell,
 )
-
-
 
 RISK_LABEL = "final excess risk R (dimensionless)"
 KAPPA_LABEL = "width exponent κ (p = d^κ)"

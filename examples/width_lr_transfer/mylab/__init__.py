@@ -1,0 +1,1 @@
+"""A researcher's own phaselab experiment types (put on the import path by ``python_path: [.]``)."""
