@@ -6,6 +6,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 CONFIGS = ROOT / "tests" / "configs"  # the tiny config of every built-in type
+EXAMPLE = ROOT / "examples" / "width_lr_transfer"  # a researcher's own experiment type, outside the package
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -50,3 +51,21 @@ def tiny_reference(tmp_path_factory):
     report.parent.mkdir()
     run_snakemake(workdir, workdir / "tiny.yaml", "-c", "2", "--report", str(report), "--report-after-run")
     return workdir, config
+
+
+def copy_example(folder: Path) -> Path:
+    """A copy of the example folder outside the repository (its own working directory: ``python_path: [.]``)."""
+    import shutil
+
+    work = folder / "width_lr_transfer"
+    shutil.copytree(EXAMPLE, work, ignore=shutil.ignore_patterns("results", "__pycache__", ".snakemake", "*.html"))
+    return work
+
+
+@pytest.fixture(scope="session")
+def example_reference(tmp_path_factory):
+    """The example's tiny config through `snakemake` from a folder outside the repository, report included."""
+    work = copy_example(tmp_path_factory.mktemp("example_reference"))
+    run_snakemake(work, work / "tiny.yaml", "-c", "2", "--report", str(work / "report.html"), "--report-after-run")
+    return work
+

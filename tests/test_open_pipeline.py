@@ -2,6 +2,7 @@
 phaselab (dotted path + python_path), and bad input is rejected before any job runs, naming the key."""
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -12,14 +13,12 @@ import numpy as np
 import pytest
 import tomllib
 import yaml
-from conftest import CONFIGS, ROOT, run_snakemake
+from conftest import CONFIGS, ROOT, copy_example, run_snakemake
 
 import phaselab
 from phaselab import config as cfg
 from phaselab import experiments
 from phaselab.experiment import VERDICTS, Claim
-
-EXAMPLE = ROOT / "examples" / "width_lr_transfer"
 
 # A researcher's smallest experiment type: the sample mean of n standard normals, whose spread is 1/√n.
 TOY = {
@@ -159,22 +158,43 @@ def test_builtins_are_registered_as_entry_points():
     assert len(figures) == len(set(figures)), "built-in figure names (and rule names) must be unique"
 
 
+def check_outputs(folder: Path, type_name: str, title: str, references: str, figures) -> None:
+    """What every experiment's folder holds after a run: labelled datasets with title, references and provenance,
+    every figure as a PNG, and well-formed claims."""
+    from phaselab.metrics import open_netcdf
+
+    metrics, theory = open_netcdf(folder / "metrics.nc"), open_netcdf(folder / "theory.nc")
+    assert metrics.attrs["experiment_type"] == type_name and metrics.attrs["title"].endswith(title)
+    assert metrics.attrs["references"] == references and metrics.attrs["git_revision"]
+    check_dataset(metrics, f"{type_name} metrics")
+    check_dataset(theory, f"{type_name} theory")
+    for figure in figures:
+        png = folder / "figures" / f"{figure}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, png
+    check_claims([Claim(**c) for c in json.loads((folder / "claims.json").read_text())])
+
+
 @pytest.mark.parametrize("type_name", sorted(experiments.builtin_types()))
 def test_every_builtin_type_runs_through_the_contract(type_name, tmp_path):
     """phaselab.run on each type's tiny config: every figure renders, every variable is labelled, claims are
     well formed and written."""
     result = phaselab.run(CONFIGS / f"{type_name}.yaml", results=tmp_path)
     kind = experiments.resolve(type_name)
-    assert result.metrics.attrs["experiment_type"] == type_name and result.metrics.attrs["title"].endswith(
-        kind.light.TITLE)
-    assert result.metrics.attrs["references"] == kind.light.REFERENCES and result.metrics.attrs["git_revision"]
-    check_dataset(result.metrics, f"{type_name} metrics")
-    check_dataset(result.theory, f"{type_name} theory")
     assert set(result.figures) == set(kind.light.FIGURES)
-    for png in result.figures.values():
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     check_claims(result.claims)
-    assert (result.folder / "claims.json").exists()
+    check_outputs(result.folder, type_name, kind.light.TITLE, kind.light.REFERENCES, kind.light.FIGURES)
+
+
+def test_the_example_type_runs_through_the_contract(tmp_path):
+    """The same checks for examples/width_lr_transfer, run by `python -m phaselab run` from a copy of its folder."""
+    work = copy_example(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "phaselab", "run", "tiny.yaml"], cwd=work, capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    code = ("import mylab.width_lr_transfer as t; print(repr((t.TITLE, t.REFERENCES, t.FIGURES)))")
+    title, references, figures = eval(subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True,
+                                                     text=True, check=True).stdout)
+    check_outputs(work / "results" / "wlt_tiny", "mylab.width_lr_transfer", title, references, figures)
 
 
 def test_own_type_runs_in_process_and_its_code_is_hashed(toy_dir):

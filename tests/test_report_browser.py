@@ -13,9 +13,12 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None,
 
 @pytest.fixture(scope="module")
 def page(tiny_reference):
-    playwright = pytest.importorskip("playwright.sync_api")
     workdir, _ = tiny_reference
-    report = workdir / "reports" / "phaselab.html"
+    yield from open_report(workdir / "reports" / "phaselab.html", workdir)
+
+
+def open_report(report, workdir):
+    playwright = pytest.importorskip("playwright.sync_api")
     pw = playwright.sync_playwright().start()
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -30,16 +33,21 @@ def page(tiny_reference):
     pw.stop()
 
 
-def test_every_figure_loads_without_errors(page):
-    page, errors, requests, workdir = page
-    paths = page.evaluate("Object.keys(results)")
-    pngs = [p for p in paths if p.endswith(".png")]
-    assert sorted(Path(p).name for p in pngs) == ["asymptotic_risk.png", "phase_diagram.png", "risk_curves.png"]
-    for path in pngs:  # decode every embedded figure; a corrupt one rejects
+def decode_figures(page) -> list[str]:
+    """Decode every embedded figure of the report (a corrupt one rejects); returns their paths."""
+    pngs = [p for p in page.evaluate("Object.keys(results)") if p.endswith(".png")]
+    for path in pngs:
         sizes = page.evaluate(
             """async p => { const img = new Image(); img.src = results[p].data_uri; await img.decode();
                  return [img.naturalWidth, img.naturalHeight]; }""", path)
         assert sizes[0] > 100 and sizes[1] > 100, path
+    return pngs
+
+
+def test_every_figure_loads_without_errors(page):
+    page, errors, requests, workdir = page
+    pngs = decode_figures(page)
+    assert sorted(Path(p).name for p in pngs) == ["asymptotic_risk.png", "phase_diagram.png", "risk_curves.png"]
     # open one figure through the app, as a reader would
     page.evaluate("p => app.setView({content: 'img', contentPath: results[p].data_uri})", pngs[0])
     page.wait_for_function("p => [...document.images].some(i => i.src === results[p].data_uri && i.naturalWidth > 0)",
@@ -67,3 +75,14 @@ def test_summary_page_lists_claims_with_verdicts_and_provenance(page):
     assert "Saad–Solla ODE" in html and "class='verdict'" in html
     assert any(f">{verdict}</td>" in html for verdict in ("agrees", "disagrees", "inconclusive"))
     assert not errors
+
+
+def test_own_experiment_type_figures_load_in_its_report(example_reference):
+    """The example type's report (run from outside the repository): its two figures decode, with its captions."""
+    for page, errors, requests, _ in open_report(example_reference / "report.html", example_reference):
+        pngs = decode_figures(page)
+        assert sorted(Path(p).name for p in pngs) == ["loss_vs_lr.png", "optimal_lr.png"]
+        captions = page.evaluate("JSON.stringify(Object.values(results).map(r => r.caption || ''))")
+        assert "Yang" in captions
+        assert not errors and all(u.startswith(("file:", "data:", "blob:", "about:")) for u in requests), requests
+

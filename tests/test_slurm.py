@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, run_snakemake, tiny_config
+from conftest import ROOT, copy_example, run_snakemake, tiny_config
 
 from phaselab.metrics import open_netcdf
 
@@ -65,6 +65,23 @@ def test_slurm_run_fails_visibly_then_completes_only_what_is_missing_and_equals_
     assert (slurm["status"].values == local["status"].values).all()
     for figure in ("phase_diagram", "risk_curves", "asymptotic_risk"):
         assert (tmp_path / "results" / "tiny" / "figures" / f"{figure}.png").exists()
+
+
+def test_own_experiment_type_runs_through_slurm_and_equals_its_local_run(cluster, example_reference, tmp_path):
+    """examples/width_lr_transfer from a folder outside the repository (`type: mylab.width_lr_transfer`,
+    `python_path: [.]`): every job finds the researcher's code on SLURM, and the numbers equal the local run's."""
+    work = copy_example(tmp_path)
+    run = run_snakemake(work, work / "tiny.yaml", *SLURM_ARGS, timeout=1200)
+    assert "has been submitted with SLURM jobid" in run.stdout + run.stderr
+    slurm = open_netcdf(work / "results" / "wlt_tiny" / "metrics.nc")
+    local = open_netcdf(example_reference / "results" / "wlt_tiny" / "metrics.nc")
+    assert set(slurm.data_vars) == set(local.data_vars)
+    for var in slurm.data_vars:
+        np.testing.assert_array_equal(slurm[var].values, local[var].values, err_msg=var)
+    for figure in ("loss_vs_lr", "optimal_lr"):
+        assert (work / "results" / "wlt_tiny" / "figures" / f"{figure}.png").stat().st_size > 10_000
+    assert (work / "results" / "wlt_tiny" / "claims.json").read_text() == (
+        example_reference / "results" / "wlt_tiny" / "claims.json").read_text()
 
 
 # --- the controller itself as a batch job (workflow/sbatch-controller.sh): survives logout, resumes on resubmit ---

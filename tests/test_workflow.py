@@ -189,3 +189,34 @@ def test_each_stage_hashes_the_code_it_runs(package_copy):
     summary = experiments.summary_code_sha256()
     edit("summary.py", '"""', '"""Changed. ')
     assert experiments.summary_code_sha256() != summary
+
+
+def test_own_experiment_type_through_snakemake_from_outside_the_repository(example_reference):
+    """examples/width_lr_transfer (`type: mylab.width_lr_transfer`, `python_path: [.]`) copied out of the repository
+    and run by `snakemake`: its figures are in the report under its experiment, its claims on the summary page."""
+    work = example_reference
+    assert not work.resolve().is_relative_to(ROOT)
+    results = work / "results" / "wlt_tiny"
+    metrics = xr.open_dataset(results / "metrics.nc")
+    assert metrics.attrs["experiment_module"] == "mylab.width_lr_transfer"
+    assert set(np.unique(metrics["status"].values)) <= {"ok", "diverged"}
+    html = (work / "report.html").read_text()
+    for figure in ("loss_vs_lr", "optimal_lr"):
+        assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000
+        assert f"{figure}.png" in html
+    claims = json.loads((results / "claims.json").read_text())
+    assert {c["verdict"] for c in claims} <= {"agrees", "disagrees", "inconclusive"} and len(claims) == 2
+    summary = (work / "results" / "summary.html").read_text()
+    assert "mylab.width_lr_transfer" in summary and claims[0]["text"] in summary
+    dry = snakemake(work, "--configfile", str(work / "tiny.yaml"), "-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    # an edit to the example's training code reruns its training, not its data
+    stages = work / "mylab" / "width_lr_transfer" / "stages.py"
+    stages.write_text(stages.read_text().replace("def train(", "def unused_helper():\n    return 1\n\n\ndef train(", 1))
+    assert "Nothing to be done" in snakemake(work, "--configfile", str(work / "tiny.yaml"), "-n").stdout
+    source = stages.read_text()
+    body = source.index("def train(")
+    stages.write_text(source[:body] + source[body:].replace('"""', '"""Edited. ', 1))
+    plan = snakemake(work, "--configfile", str(work / "tiny.yaml"), "-n").stdout
+    assert re.search(r"^train\s+\d+", plan, re.M) and not re.search(r"^data\s+\d+", plan, re.M), plan
+

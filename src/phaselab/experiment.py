@@ -106,6 +106,17 @@ def judge(text: str, source: str, *, theory: float | None, measured: float | Non
     return Claim(text, source, theory, measured, unc, float(tolerance), verdict, where)
 
 
+def largest(deviation, uncertainty) -> tuple[float | None, float | None]:
+    """The largest deviation (an xarray DataArray, NaN where nothing was compared) and the uncertainty at the same
+    point (a DataArray over the same dims); (None, None) when nothing was compared."""
+    import numpy as np
+
+    if not int(deviation.notnull().sum()):
+        return None, None
+    at = np.unravel_index(int(np.nanargmax(deviation.values)), deviation.shape)
+    return float(deviation.values[at]), float(uncertainty.transpose(*deviation.dims).values[at])
+
+
 @dataclass
 class Run:
     """What a stage function is given: the config (defaults filled), the experiment's name and section, the

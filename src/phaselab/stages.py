@@ -69,11 +69,21 @@ def _default_collect(run: Run, cells: list):
     return xr.merge(cells, join="outer", compat="no_conflicts", combine_attrs="drop_conflicts")
 
 
+def label_coordinates(ds, kind) -> None:
+    """Every coordinate's long_name and units, where the stage left them out: the type's own COORDS, else the
+    shared vocabulary."""
+    from phaselab.vocabulary import coordinate_attrs
+
+    own = getattr(kind.light, "COORDS", None)
+    for dim in ds.coords:
+        for k, v in coordinate_attrs(str(dim), own).items():
+            ds[dim].attrs.setdefault(k, v)
+
+
 def collect_metrics(config: dict, experiment: str, cell_paths: list[str], out: str, log=sys.stderr) -> None:
     """Merge the cells into the experiment's one Dataset (``collect`` of its type, else ``xarray.merge``), with
     coordinate attributes from the vocabulary and the title, references and provenance attributes."""
     from phaselab.metrics import open_netcdf, provenance, write_netcdf
-    from phaselab.vocabulary import coordinate_attrs
 
     kind, run = _open(config, experiment, "metrics", log=log)
     cells = [open_netcdf(path) for path in cell_paths]
@@ -83,10 +93,7 @@ def collect_metrics(config: dict, experiment: str, cell_paths: list[str], out: s
     for var in ds.variables.values():  # a merge keeps the first cell's encoding: "ok" stored as 2 characters
         if var.dtype.kind in "USO":    # would cut "diverged" when written back
             var.encoding.pop("dtype", None)
-    own = getattr(kind.light, "COORDS", None)
-    for dim in ds.coords:
-        for k, v in coordinate_attrs(str(dim), own).items():
-            ds[dim].attrs.setdefault(k, v)
+    label_coordinates(ds, kind)
     ds.attrs = {
         "title": f"phaselab experiment {experiment}: {kind.light.TITLE}",
         "experiment": experiment,
@@ -108,6 +115,7 @@ def make_theory(config: dict, experiment: str, metrics_path: str, out: str, log=
     kind, run = _open(config, experiment, "theory", log=log)
     started = time.perf_counter()
     ds = kind.stages.theory(run, open_netcdf(metrics_path))
+    label_coordinates(ds, kind)
     ds.attrs.setdefault("references", kind.light.REFERENCES)
     write_netcdf(ds, out)
     run.log(f"experiment {experiment}: theory in {time.perf_counter() - started:.1f}s")

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge
+from phaselab.experiment import Claim, Run, judge, largest
 from phaselab.experiments.double_descent import COORDS, DIGITS_CLASSES, DIGITS_DIM, PartCell, linear_dims, rf_features
 
 
@@ -318,10 +318,7 @@ def claims(metrics, theory) -> list[Claim]:
     rf_th = theory["rf_test_error"].sel(rf_ratio=rf_seeds["rf_ratio"])
     rf_sem = rf_seeds.std("rf_seed", ddof=1) / np.sqrt(rf_seeds.sizes["rf_seed"]) / rf_th
     n_rf = int(rf_rel.notnull().sum())
-    measured = uncertainty = None
-    if n_rf:
-        at = np.unravel_index(int(np.nanargmax(rf_rel.values)), rf_rel.shape)
-        measured, uncertainty = float(rf_rel.values[at]), float(rf_sem.transpose(*rf_rel.dims).values[at])
+    measured, uncertainty = largest(rf_rel, rf_sem)
     return [
         judge("seed-mean min-norm least-squares risk equals its exact finite-n expectation (largest deviation, in "
               "standard errors of the seed mean)", "Hastie, Montanari, Rosset & Tibshirani 2019",

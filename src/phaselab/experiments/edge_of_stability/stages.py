@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge
+from phaselab.experiment import Claim, Run, judge, largest
 from phaselab.experiments.edge_of_stability import SeedCell, checkpoints
 
 VARIABLES = {
@@ -129,10 +129,7 @@ def claims(metrics, theory) -> list[Claim]:
     rel = (abs(late - threshold) / threshold).where(at_edge)
     sem = per_seed.std("seed", ddof=1) / np.sqrt(per_seed.count("seed")) / threshold
     n = int(rel.notnull().sum())
-    measured = uncertainty = None
-    if n:
-        at = int(np.nanargmax(rel.values))
-        measured, uncertainty = float(rel.values[at]), float(sem.values[at])
+    measured, uncertainty = largest(rel, sem)
     return [judge(
         "sharpness of full-batch GD hovers at the stability threshold 2/η once it reaches it "
         "(largest relative deviation of the second-half seed-mean sharpness)",

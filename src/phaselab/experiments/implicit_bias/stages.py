@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge
+from phaselab.experiment import Claim, Run, judge, largest
 from phaselab.experiments.implicit_bias import EnsembleCell
 
 
@@ -143,10 +143,7 @@ def claims(metrics, theory) -> list[Claim]:
     diff = ok - th
     sem = diff.std("seed", ddof=1) / np.sqrt(diff.count("seed")) / ode
     n = int(rel.notnull().sum())
-    measured = uncertainty = None
-    if n:
-        at = int(np.nanargmax(rel.values))
-        measured, uncertainty = float(rel.values[at]), float(sem.values[at])
+    measured, uncertainty = largest(rel, sem)
     return [judge(
         "GD's angle to the max-margin direction follows that of the asymptote ŵ log t + w̃ "
         "(largest relative deviation of the seed means)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge
+from phaselab.experiment import Claim, Run, judge, largest
 from phaselab.experiments.sgd_phase_diagram import ShapeCell, experiment_times, learning_rate
 
 RISK_ATTRS = {"long_name": "excess population risk ½E[(f* − f)²]", "units": "1"}
@@ -133,10 +133,7 @@ def claims(metrics, theory) -> list[Claim]:
     sem = ok.std("seed", ddof=1) / np.sqrt(ok.count("seed")) / ode
     n = int(rel.notnull().sum())
     per_d = {int(d): float(rel.sel(d=d).max()) for d in rel["d"].values if rel.sel(d=d).notnull().any()}
-    measured = uncertainty = None
-    if n:
-        at = np.unravel_index(int(np.nanargmax(rel.values)), rel.shape)
-        measured, uncertainty = float(rel.values[at]), float(sem.transpose(*rel.dims).values[at])
+    measured, uncertainty = largest(rel, sem)
     return [judge(
         "seed-mean excess risk of online SGD follows the Saad–Solla ODE (largest relative deviation)",
         "Saad & Solla 1995; Veiga et al. 2022", theory=0.0, measured=measured, uncertainty=uncertainty,

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge
+from phaselab.experiment import Claim, Run, judge, largest
 from phaselab.experiments.sharpness import LinregCell, MlpCell
 
 
@@ -208,10 +208,7 @@ def claims(metrics, theory) -> list[Claim]:
     rel = abs(loss.mean("seed") - exact) / exact
     sem = loss.std("seed", ddof=1) / np.sqrt(loss.count("seed")) / exact
     n = int(rel.notnull().sum())
-    measured = uncertainty = None
-    if n:
-        at = np.unravel_index(int(np.nanargmax(rel.values)), rel.shape)
-        measured, uncertainty = float(rel.values[at]), float(sem.transpose(*rel.dims).values[at])
+    measured, uncertainty = largest(rel, sem)
     return [judge(
         "stationary excess loss of SGD on linear regression follows the exact η/B formula "
         "d η σ² / (2B(2 − η − η(d+1)/B)) (largest relative deviation of the seed mean)",
