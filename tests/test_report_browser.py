@@ -12,15 +12,22 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None,
 
 
 @pytest.fixture(scope="module")
-def page(tiny_reference):
-    workdir, _ = tiny_reference
-    yield from open_report(workdir / "reports" / "phaselab.html", workdir)
-
-
-def open_report(report, workdir):
+def browser():
     playwright = pytest.importorskip("playwright.sync_api")
     pw = playwright.sync_playwright().start()
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
+    yield browser
+    browser.close()
+    pw.stop()
+
+
+@pytest.fixture(scope="module")
+def page(browser, tiny_reference):
+    workdir, _ = tiny_reference
+    yield from open_report(browser, workdir / "reports" / "phaselab.html", workdir)
+
+
+def open_report(browser, report, workdir):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors, requests = [], []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
@@ -29,8 +36,7 @@ def open_report(report, workdir):
     page.goto(report.resolve().as_uri())
     page.wait_for_selector("#app nav", timeout=30_000)
     yield page, errors, requests, workdir
-    browser.close()
-    pw.stop()
+    page.close()
 
 
 def decode_figures(page) -> list[str]:
@@ -77,9 +83,9 @@ def test_summary_page_lists_claims_with_verdicts_and_provenance(page):
     assert not errors
 
 
-def test_own_experiment_type_figures_load_in_its_report(example_reference):
+def test_own_experiment_type_figures_load_in_its_report(browser, example_reference):
     """The example type's report (run from outside the repository): its two figures decode, with its captions."""
-    for page, errors, requests, _ in open_report(example_reference / "report.html", example_reference):
+    for page, errors, requests, _ in open_report(browser, example_reference / "report.html", example_reference):
         pngs = decode_figures(page)
         assert sorted(Path(p).name for p in pngs) == ["loss_vs_lr.png", "optimal_lr.png"]
         captions = page.evaluate("JSON.stringify(Object.values(results).map(r => r.caption || ''))")

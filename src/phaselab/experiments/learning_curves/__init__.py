@@ -28,6 +28,7 @@ COORDS = {
     "binary_alpha": {"long_name": "α = P/N of the binary students", "units": "1"},
     "binary_seed": {"long_name": "seed index (binary teacher)", "units": "1"},
     "trajectory": {"long_name": "HMC trajectory", "units": "1"},
+    "theory_student": {"long_name": "learning rule of the theory curve"},
 }
 STUDENTS = ("hebb", "max_stability", "gibbs", "online_perceptron")
 STATUS_OK, STATUS_NOT_CONVERGED = "ok", "not_converged"
