@@ -89,13 +89,13 @@ def test_own_experiment_type_runs_through_slurm_and_equals_its_local_run(cluster
 CONTROLLER_ARGS = SLURM_ARGS[2:]  # the script brings --profile profiles/slurm itself
 
 
-def submit_controller(workdir: Path, config_path: Path) -> str:
+def submit_controller(workdir: Path, config_path: Path, *args: str) -> str:
     """`sbatch workflow/sbatch-controller.sh` from the repository root, as the README says; returns the job id."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     submitted = subprocess.run(
         ["sbatch", "--parsable", "--output", str(workdir / "controller-%j.log"),
          str(ROOT / "workflow" / "sbatch-controller.sh"), "-d", str(workdir), "--configfile", str(config_path),
-         *CONTROLLER_ARGS],
+         *CONTROLLER_ARGS, *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )
     assert submitted.returncode == 0, submitted.stderr
@@ -151,7 +151,8 @@ def test_controller_as_batch_job_is_cancelled_cleanly_and_resumes_on_resubmissio
     assert not (tmp_path / "results").exists()
     wait_until(lambda: not queued(job=other), 120, "the stand-in to leave the queue")
 
-    first = submit_controller(tmp_path, tmp_path / "tiny.yaml")
+    # one job at a time, so that cells are left to resume when the cancel lands (at most one more finishes)
+    first = submit_controller(tmp_path, tmp_path / "tiny.yaml", "--jobs", "1")
     first_log = tmp_path / f"controller-{first}.log"
     wait_until(lambda: first_log.exists() and finished_train_outputs(first_log.read_text()), 600,
                "the first controller to see a training job finish")
