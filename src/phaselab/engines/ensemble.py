@@ -1,4 +1,28 @@
-"""The general ensemble engine: any model written as a functional loss of one member, vmapped over the ensemble."""
+"""The general ensemble engine: M members of one shape trained together by gradient descent in one process.
+
+One entry point, :func:`train_ensemble`, two paths:
+
+- the general path (default): any model written as the loss of ONE member (torch.func style),
+  ``vmap(grad(loss))`` over the stacked parameters — researchers' own models;
+- the MLP fast path, opted into with ``model=MLPSpec(activation, loss, ...)`` (:mod:`phaselab.engines.mlp`): dense
+  MLPs of any depth (tanh / ReLU / erf, square or cross-entropy loss, biases optional, per-layer scales) trained
+  with explicit batched forward/backward matmuls, buffers reused across steps, weight updates fused into the
+  gradient matmuls, members batched in cache-sized chunks (``chunk="auto"``; 1 = the per-run floor). ``loss`` is
+  then not called (pass the functional loss anyway or ``None``); the network and loss are those the spec names,
+  and they must be the ones ``loss`` computes (:mod:`phaselab.models.deep_mlp`'s ``squared_loss`` ↔
+  ``MLPSpec(act, "squared")``, ``cross_entropy`` ↔ ``MLPSpec(act, "cross_entropy")``; :mod:`phaselab.models.
+  two_layer` ↔ ``MLPSpec("relu", kind, scales=(1/√d, 1/√h))``).
+
+Both paths give every member the numbers of the per-run loop (one ``nn.Sequential`` + ``torch.optim.SGD`` per member,
+same inits, same batches) to float rounding, record divergence the same way and print the same progress lines.
+Checkpoint evaluation is the caller's ``evaluate(params)``; :func:`phaselab.engines.mlp.mlp_evaluator` gives one
+(loss and error of named sets) that works through the members in chunks, so that the full-set activations of all
+members never exist at once; ``eval_chunk=k`` makes the engine itself call ``evaluate`` on k members at a time
+(for an ``evaluate`` whose metrics are per member).
+
+The precision is the parameters' dtype (float32 or float64); batches are converted to it. The device is the
+parameters' device; nothing in a step syncs with the host.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from phaselab.engines.mlp import BatchedMLP, MLPSpec, mlp_evaluator  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -17,35 +43,66 @@ class EnsembleRun:
     seconds: float
 
 
+def _evaluate(evaluate, params: dict, M: int, eval_chunk: int | None) -> dict:
+    if eval_chunk is None or eval_chunk >= M:
+        return evaluate(params)
+    parts: dict[str, list] = {}
+    for m0 in range(0, M, eval_chunk):
+        for name, value in evaluate({k: v[m0:m0 + eval_chunk] for k, v in params.items()}).items():
+            parts.setdefault(name, []).append(torch.as_tensor(value).reshape(-1))
+    return {name: torch.cat(values) for name, values in parts.items()}
+
+
 def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, batch_in_dims=0,
-                   divergence_threshold: float = 1e6, log=None) -> EnsembleRun:
+                   divergence_threshold: float = 1e6, log=None, model: MLPSpec | None = None,
+                   chunk: int | str = "auto", eval_chunk: int | None = None) -> EnsembleRun:
     """Gradient descent on M members at once: ``params`` maps names to stacked (M, ...) tensors.
 
     ``loss(member_params, batch)`` is the loss of ONE member (torch.func style); ``batches(step)`` returns the
     batch of that step (a tensor or tuple: with ``batch_in_dims=0`` its leading dim is the member, with ``None``
     all members share it: full-batch GD shares one batch); ``lr`` (M,) learning rates; ``checkpoints`` increasing
-    step counts (0 allowed); ``evaluate(params)`` → {name: (M,) tensor} metrics, computed in batch at checkpoints.
-    A member whose parameters turn non-finite or whose largest |parameter| exceeds ``divergence_threshold`` is
-    recorded as diverged at that checkpoint, frozen, and its metrics are NaN from then on.
-    """
-    from torch.func import grad, vmap
+    step counts (0 allowed); ``evaluate(params)`` → {name: (M,) tensor} metrics, computed in batch at checkpoints
+    (on ``eval_chunk`` members at a time if given). A member whose parameters turn non-finite or whose largest
+    |parameter| exceeds ``divergence_threshold`` is recorded as diverged at that checkpoint, frozen, and its metrics
+    are NaN from then on.
 
-    params = {k: v.clone() for k, v in params.items()}
-    lr = torch.as_tensor(lr, dtype=next(iter(params.values())).dtype, device=next(iter(params.values())).device)
+    ``model``: an :class:`~phaselab.engines.mlp.MLPSpec` selects the explicit batched MLP path (batches are then
+    (x, y) pairs); ``chunk``: members per batched call on that path, ``"auto"`` from the working set of a step
+    against the cache (see :func:`phaselab.engines.mlp.pick_chunk`).
+    """
+    params = {k: v.detach().clone() for k, v in params.items()}
+    first = next(iter(params.values()))
+    lr = torch.as_tensor(lr, dtype=first.dtype, device=first.device).clone()
     M = lr.shape[0]
-    step_grad = vmap(grad(loss), in_dims=(0, batch_in_dims))
+    if model is not None:
+        engine = BatchedMLP(model, params, lr, chunk=None if chunk == "auto" else int(chunk))
+        shared = batch_in_dims is None
+
+        def advance(step):
+            engine.step(batches(step), shared)
+    else:
+        from torch.func import grad, vmap
+
+        engine = None
+        step_grad = vmap(grad(loss), in_dims=(0, batch_in_dims))
+
+        def advance(step):
+            grads = step_grad(params, batches(step))
+            with torch.no_grad():
+                for name, g_ in grads.items():
+                    params[name] -= lr.view(-1, *([1] * (g_.dim() - 1))) * g_
+
     diverged = np.full(M, -1, dtype=np.int64)
     metrics: dict[str, np.ndarray] = {}
     checkpoints = [int(c) for c in checkpoints]
     started, step = time.perf_counter(), 0
     for i, stop in enumerate(checkpoints):
         while step < stop:
-            grads = step_grad(params, batches(step))
-            with torch.no_grad():
-                for name, g_ in grads.items():
-                    params[name] -= lr.view(-1, *([1] * (g_.dim() - 1))) * g_
+            advance(step)
             step += 1
         with torch.no_grad():
+            if engine is not None:
+                engine.write(params)
             size = torch.stack([p.reshape(M, -1).abs().amax(1) for p in params.values()]).amax(0)
             bad = (~torch.isfinite(size) | (size > divergence_threshold)).cpu().numpy() & (diverged < 0)
             if bad.any():
@@ -54,9 +111,11 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
                 lr[mask] = 0.0
                 for p in params.values():
                     p[mask] = 0.0
-            for name, value in evaluate(params).items():
+                if engine is not None:
+                    engine.freeze(mask)
+            for name, value in _evaluate(evaluate, params, M, eval_chunk).items():
                 arr = metrics.setdefault(name, np.full((M, len(checkpoints)), np.nan))
-                arr[:, i] = np.where(diverged < 0, value.detach().double().cpu().numpy(), np.nan)
+                arr[:, i] = np.where(diverged < 0, torch.as_tensor(value).detach().double().cpu().numpy(), np.nan)
         if log is not None and stop:
             elapsed = time.perf_counter() - started
             print(f"[train] step {stop}/{checkpoints[-1]}, {M} members, {elapsed:.1f}s elapsed, "
