@@ -70,7 +70,7 @@ def train(params: dict, kind: str, x: torch.Tensor, labels: torch.Tensor, lr: fl
     x (M, n, d), labels (M, n); ``sets`` maps a name to (inputs (M, n', d), labels (M, n')) evaluated at every
     checkpoint: metrics ``<name>_loss`` and ``<name>_error`` (misclassified fraction), each (M, T).
     """
-    from phaselab.engines.ensemble import train_ensemble
+    from phaselab.engines.ensemble import MLPSpec, train_ensemble
 
     n_classes = params["W2"].shape[-2]
     targets = one_hot(labels, n_classes)
@@ -89,5 +89,7 @@ def train(params: dict, kind: str, x: torch.Tensor, labels: torch.Tensor, lr: fl
         return out
 
     batch = (x, targets)
+    d, h = params["W1"].shape[-1], params["W1"].shape[-2]
     return train_ensemble(params, member_loss, lambda step: batch, torch.full((x.shape[0],), float(lr)),
-                          checkpoints, evaluate, batch_in_dims=0, divergence_threshold=divergence_threshold, log=log)
+                          checkpoints, evaluate, batch_in_dims=0, divergence_threshold=divergence_threshold, log=log,
+                          model=MLPSpec("relu", kind, scales=(d**-0.5, h**-0.5)))

@@ -31,7 +31,7 @@ def train(run: Run, cell: SeedCell, arrays: dict):
     from torch.func import vmap
 
     from phaselab import curvature, data
-    from phaselab.engines.ensemble import train_ensemble
+    from phaselab.engines.ensemble import MLPSpec, train_ensemble
     from phaselab.models import deep_mlp
 
     exp, device = run.exp, run.device
@@ -59,7 +59,7 @@ def train(run: Run, cell: SeedCell, arrays: dict):
             f"{steps[-1]} full-batch GD steps")
     result = train_ensemble(params, loss, lambda step: (x, y), torch.tensor(lrs, dtype=torch.float64, device=device),
                             steps, evaluate, batch_in_dims=None, divergence_threshold=train["divergence_threshold"],
-                            log=run.log_file)
+                            log=run.log_file, model=MLPSpec(model["activation"], "squared"))
     run.log(f"done in {result.seconds:.1f}s, {int((result.diverged_step >= 0).sum())} diverged")
     return cell_dataset(cell.seed, lrs, steps, result, {"train_seconds": result.seconds})
 

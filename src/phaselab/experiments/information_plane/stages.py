@@ -31,7 +31,7 @@ def train(run: Run, cell: ActivationCell, arrays: dict):
     from torch.func import vmap
 
     from phaselab import data
-    from phaselab.engines.ensemble import train_ensemble
+    from phaselab.engines.ensemble import MLPSpec, train_ensemble
     from phaselab.models import deep_mlp
     from phaselab.theory.information import mutual_information
     from phaselab.vocabulary import STATUS_DIVERGED, STATUS_OK
@@ -78,7 +78,8 @@ def train(run: Run, cell: ActivationCell, arrays: dict):
     run.log(f"cell {cell.id}: {sizes} {act} network, {S} seeds, SGD η = {train['lr']}, B = {B}, "
             f"{epoch_list[-1]} epochs of {per_epoch} steps")
     result = train_ensemble(params, loss, batches, torch.full((S,), train["lr"], dtype=torch.float64, device=device),
-                            [e * per_epoch for e in epoch_list], evaluate, batch_in_dims=0, log=run.log_file)
+                            [e * per_epoch for e in epoch_list], evaluate, batch_in_dims=0, log=run.log_file,
+                            model=MLPSpec(act, "cross_entropy"))
     n_layers = len(sizes) - 1
     mi = {k: np.stack([result.metrics[f"{k}{i}"] for i in range(1, n_layers + 1)], axis=-1) for k in ("ixt", "ity")}
     dims = ("seed", "epoch", "layer")

@@ -39,7 +39,7 @@ def _train_mlp(run: Run, cell: MlpCell, arrays: dict):
     from torch.func import vmap
 
     from phaselab import curvature, data
-    from phaselab.engines.ensemble import train_ensemble
+    from phaselab.engines.ensemble import MLPSpec, train_ensemble
     from phaselab.models import deep_mlp
 
     exp, device = run.exp, run.device
@@ -68,7 +68,8 @@ def _train_mlp(run: Run, cell: MlpCell, arrays: dict):
 
     run.log(f"MLP {sizes}, SGD with B = {B}, η ∈ {lrs}, {S} seeds, {mlp['steps']} steps")
     result = train_ensemble(params, loss, batches, lr, [0, mlp["steps"]], evaluate, batch_in_dims=0,
-                            divergence_threshold=mlp["divergence_threshold"], log=run.log_file)
+                            divergence_threshold=mlp["divergence_threshold"], log=run.log_file,
+                            model=MLPSpec(mlp["activation"], "squared"))
     ok = result.diverged_step < 0
     lam = curvature.top_eigenvalue(loss, result.params, (x, y), iters=mlp["lanczos_iters"], seed=B).cpu().numpy()
     eps, eps_first = (v.cpu().numpy() for v in curvature.epsilon_sharpness(
