@@ -155,3 +155,9 @@ def test_parse_time_imports_do_not_load_torch():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("**/*.yaml")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_config_is_valid(path):
+    """Quick and paper-scale configs alike pass the schemas and cross-field checks (paper ones are not run here)."""
+    checked(yaml.safe_load(path.read_text()))
