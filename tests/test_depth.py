@@ -1,0 +1,116 @@
+"""The depth type's closed forms against independent routes, and its tiny config end to end (issue 17, part 3)."""
+
+import itertools
+from math import comb
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+import phaselab
+from phaselab.theory import depth as th
+
+CONFIG = Path(__file__).parent / "configs" / "depth.yaml"
+
+
+def test_deep_tent_network_is_exact_with_2_to_the_k_pieces():
+    x = np.arange(2**14 + 1) / 2**14  # dyadic: every kink of Δ^k (k ≤ 8) on the grid
+    for k in (1, 3, 5, 8):
+        y = th.mlp_forward(th.deep_tent_network(k), x[:, None])[:, 0]
+        assert np.array_equal(y, th.sawtooth(x, k))
+        assert th.count_pieces(y, x) == 2**k
+
+
+def test_shallow_construction_mse_by_quadrature_and_unit_count():
+    xm = (np.arange(2**16) + 0.5) / 2**16
+    for k in (2, 4, 5):
+        for N in (1, 2, 5, 2**k - 2, 2**k - 1, 2**k, 2**k + 3):
+            w, b, a, c = th.shallow_construction(k, N)
+            assert len(w) == N
+            mse = np.mean((th.shallow_forward(w, b, a, c, xm) - th.sawtooth(xm, k)) ** 2)
+            assert abs(mse - float(th.shallow_upper(k, N))) < 1e-7, (k, N)
+            assert float(th.shallow_lower(k, N)) <= mse + 1e-12
+
+
+def test_lower_bound_holds_for_best_fits_with_fixed_breakpoints():
+    """Least-squares piecewise-linear fits with t − 1 random interior knots (t pieces) never beat the bound."""
+    rng = np.random.default_rng(3)
+    k, xm = 5, (np.arange(8192) + 0.5) / 8192
+    y = th.sawtooth(xm, k)
+    for t in (2, 4, 8, 12):
+        for _ in range(20):
+            knots = np.sort(rng.uniform(0, 1, t - 1))
+            F = np.column_stack([np.ones_like(xm), xm, th.relu(np.subtract.outer(xm, knots))])
+            res = y - F @ np.linalg.lstsq(F, y, rcond=None)[0]
+            assert np.mean(res**2) >= float(th.shallow_lower(k, t - 1)) - 1e-6
+
+
+def test_region_counts_formula_and_grid_counter():
+    assert th.regions_deep_max(2, 4, [3])[0] == 176 and th.regions_shallow_max(2, [12])[0] == 79
+    assert th.regions_shallow_max(2, [5])[0] == sum(comb(5, j) for j in range(3))
+    # N random lines through points near the origin: all crossings inside [−3, 3]², so 1 + N + binom(N, 2) regions
+    rng = np.random.default_rng(3)
+    N = 6
+    angles = np.pi * np.arange(N) / N + rng.uniform(0, 0.2, N)
+    W = np.column_stack([np.cos(angles), np.sin(angles)])
+    b = rng.uniform(-3, 3, N)
+    layers = [(W, b), (np.ones((1, N)), np.zeros(1))]
+    pts = np.linalg.solve(np.stack([W[list(p)] for p in itertools.combinations(range(N), 2)]),
+                          -np.stack([b[list(p)] for p in itertools.combinations(range(N), 2)])[..., None])[..., 0]
+    assert np.abs(pts).max() < 25
+    # every region wider than a few grid steps: crossings far apart (precondition for an exact grid count)
+    gaps = np.linalg.norm(pts[:, None] - pts[None], axis=-1)[np.triu_indices(len(pts), 1)]
+    assert gaps.min() > 10 * 60 / 1500
+    assert th.count_regions(layers, -30, 30, 1500) == 1 + N + comb(N, 2)
+    # random deep nets: the grid count never exceeds the upper bound
+    for s in range(3):
+        g = np.random.default_rng(s)
+        net = [(g.standard_normal((4, 2)), g.standard_normal(4)), (g.standard_normal((4, 4)), g.standard_normal(4)),
+               (g.standard_normal((1, 4)), np.zeros(1))]
+        assert th.count_regions(net, -2, 2, 300) <= th.regions_upper(2, [4, 4])
+
+
+def test_product_gate_error_coefficient_and_identity():
+    g = np.linspace(-1, 1, 101)
+    X, Y = np.meshgrid(g, g)
+    for lam in (0.02, 0.05):
+        err = np.abs(th.product_gate(X, Y, lam) - X * Y).max()
+        assert abs(err / lam**2 - th.product_gate_error_coefficient()) < 0.01 * th.product_gate_error_coefficient()
+    # σ''(0), σ''''(0) of softplus by finite differences
+    h = 1e-2
+    d2 = (th.softplus(h) - 2 * th.softplus(0.0) + th.softplus(-h)) / h**2
+    d4 = (th.softplus(2 * h) - 4 * th.softplus(h) + 6 * th.softplus(0.0) - 4 * th.softplus(-h)
+          + th.softplus(-2 * h)) / h**4
+    assert abs(d2 - th.SOFTPLUS_D2) < 1e-4 and abs(d4 - th.SOFTPLUS_D4) < 1e-3
+    x = np.random.default_rng(1).uniform(-1, 1, (50, 5))
+    np.testing.assert_allclose(th.product_identity(x), x.prod(1), atol=1e-12)
+
+
+def test_parity_variance_against_direct_enumeration():
+    d = 5
+    X = th.hypercube(d)
+    G = np.random.default_rng(2).standard_normal((2**d, 7))
+    ghat = np.array([(np.prod(X[:, list(v)], axis=1)[:, None] * G).mean(0) if v else G.mean(0)
+                     for r in range(d + 1) for v in itertools.combinations(range(d), r)])
+    direct = ((ghat - ghat.mean(0)) ** 2).sum(1).mean()
+    out = th.parity_gradient_variance(G)
+    assert abs(out["variance"] - direct) < 1e-12
+    # Parseval: the variance is 2^−d E‖g‖² less 2^−2d ‖g(𝟙)‖², below the paper's G² 2^−d
+    assert abs(out["variance"] - (out["parseval"] - (G[0] ** 2).sum() / 4**d)) < 1e-12
+    assert out["variance"] <= out["parseval"] <= out["bound"]
+
+
+def test_depth_end_to_end(tmp_path):
+    config = yaml.safe_load(CONFIG.read_text())
+    result = phaselab.run(config, "depth", results=tmp_path)
+    m, t = result.metrics, result.theory
+    assert float(m["deep_max_error"].max()) == 0.0
+    assert (m["tent_mse_random_features"] >= t["tent_lower"] - 1e-3).all()
+    assert m["k"].attrs["units"] == "1" and m["step"].attrs["units"] == "steps"
+    for var in list(m.data_vars) + list(t.data_vars):
+        assert "long_name" in (m[var].attrs if var in m else t[var].attrs), var
+    assert (m["regions_random_deep"] >= 1).all()
+    assert (m["regions_random_deep"] <= t["regions_upper_deep"]).all()
+    assert len(result.claims) >= 8
+    assert {c.verdict for c in result.claims} <= {"agrees", "disagrees", "inconclusive"}
+    assert all(p.stat().st_size > 20_000 for p in result.figures.values())
