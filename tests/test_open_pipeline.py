@@ -298,3 +298,20 @@ def test_cli_runs_one_experiment(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "phaselab", "run", str(tmp_path / "missing.yaml")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "missing.yaml" in bad.stderr
+
+
+def test_precision_is_a_config_key_recorded_in_the_attrs(tmp_path):
+    """The implicit-bias type in float32 (its default is float64): recorded, and the same run to float32 accuracy."""
+    config = yaml.safe_load((CONFIGS / "implicit_bias.yaml").read_text())
+    runs = {}
+    for precision in ("float64", "float32"):
+        config["experiments"]["ib"]["precision"] = precision
+        runs[precision] = phaselab.run(config, results=tmp_path / precision, figures=False).metrics
+        assert runs[precision].attrs["precision"] == precision
+    w64, w32 = runs["float64"]["w"].values, runs["float32"]["w"].values
+    assert not np.array_equal(w64, w32)
+    np.testing.assert_allclose(w32, w64, rtol=1e-4, atol=1e-6)
+    bad = copy.deepcopy(config)
+    bad["experiments"]["ib"]["precision"] = "float16"
+    with pytest.raises(cfg.ConfigError, match="experiments.ib.precision"):
+        cfg.validate(bad)

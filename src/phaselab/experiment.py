@@ -138,6 +138,14 @@ class Run:
         """The root seed (derive every seed from it with :func:`phaselab.data.derive_seed`)."""
         return self.config["seed"]
 
+    @property
+    def dtype(self):
+        """The torch dtype of the section's ``precision`` key (a type states its default in its schema: float64
+        where its theory check needs it, float32 where it allows it); float64 for a type without the key."""
+        import torch
+
+        return getattr(torch, self.exp.get("precision", "float64"))
+
     @cached_property
     def device(self):
         """The torch device of the job: ``device: auto`` takes CUDA when present."""

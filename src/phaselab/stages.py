@@ -100,6 +100,7 @@ def collect_metrics(config: dict, experiment: str, cell_paths: list[str], out: s
         "experiment_type": kind.name,
         "experiment_module": kind.module,
         "references": kind.light.REFERENCES,
+        **({"precision": run.exp["precision"]} if "precision" in run.exp else {}),
         **{k: v for k, v in ds.attrs.items() if k not in ("cell", "device", "threads", "train_seconds")},
         "train_seconds": seconds,
         **provenance(config, ",".join(devices)),

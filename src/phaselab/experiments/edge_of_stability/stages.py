@@ -37,12 +37,12 @@ def train(run: Run, cell: SeedCell, arrays: dict):
     exp, device = run.exp, run.device
     model, train = exp["model"], exp["train"]
     lrs = sorted(exp["grid"]["lr"])
-    x, y = (torch.as_tensor(arrays[k], dtype=torch.float64, device=device) for k in ("x_train", "y_train"))
-    x_test, y_test = (torch.as_tensor(arrays[k], dtype=torch.float64, device=device) for k in ("x_test", "y_test"))
+    x, y = (torch.as_tensor(arrays[k], dtype=run.dtype, device=device) for k in ("x_train", "y_train"))
+    x_test, y_test = (torch.as_tensor(arrays[k], dtype=run.dtype, device=device) for k in ("x_test", "y_test"))
     sizes = [x.shape[1], *model["widths"], y.shape[1]]
     init_seed = data.derive_seed(run.seed, data.MLP_INIT, cell.seed)
     params = {k: v.to(device) for k, v in deep_mlp.init_mlp(sizes, [init_seed] * len(lrs), model["activation"],
-                                                             model["output_scale"]).items()}
+                                                             model["output_scale"], dtype=run.dtype).items()}
     loss = partial(deep_mlp.squared_loss, activation=model["activation"])
     outputs = vmap(partial(deep_mlp.forward, activation=model["activation"]), in_dims=(0, None))
 
@@ -57,7 +57,7 @@ def train(run: Run, cell: SeedCell, arrays: dict):
     steps = checkpoints(exp)
     run.log(f"MLP {sizes} ({model['activation']}), n = {len(x)}, learning rates {lrs}, "
             f"{steps[-1]} full-batch GD steps")
-    result = train_ensemble(params, loss, lambda step: (x, y), torch.tensor(lrs, dtype=torch.float64, device=device),
+    result = train_ensemble(params, loss, lambda step: (x, y), torch.tensor(lrs, dtype=run.dtype, device=device),
                             steps, evaluate, batch_in_dims=None, divergence_threshold=train["divergence_threshold"],
                             log=run.log_file, model=MLPSpec(model["activation"], "squared"))
     run.log(f"done in {result.seconds:.1f}s, {int((result.diverged_step >= 0).sum())} diverged")

@@ -23,7 +23,7 @@ def train(run: Run, cell: EnsembleCell, arrays=None):
     device = run.device
     x, y = (np.stack(a) for a in zip(*(data.separable_set(n, d, run.seed, s) for s in range(S))))
     z = y[..., None] * x  # (seed, n, d)
-    z_members = torch.as_tensor(np.tile(z, (len(lrs), 1, 1)), dtype=torch.float64, device=device)  # m = (lr, seed)
+    z_members = torch.as_tensor(np.tile(z, (len(lrs), 1, 1)), dtype=run.dtype, device=device)  # m = (lr, seed)
 
     def loss(p, z_):
         return torch.nn.functional.softplus(-(z_ @ p["w"])).mean()  # mean of log(1 + exp(−y w·x))
@@ -34,8 +34,8 @@ def train(run: Run, cell: EnsembleCell, arrays=None):
     steps = list(cell.steps)
     run.log(f"experiment {run.name}: logistic regression on {S} separable sets of {n} points in R^{d}, "
             f"η ∈ {lrs}, {steps[-1]} GD steps, device {device}")
-    lr = torch.tensor(np.repeat(lrs, S), dtype=torch.float64, device=device)
-    result = train_ensemble({"w": torch.zeros(len(lr), d, dtype=torch.float64, device=device)}, loss,
+    lr = torch.tensor(np.repeat(lrs, S), dtype=run.dtype, device=device)
+    result = train_ensemble({"w": torch.zeros(len(lr), d, dtype=run.dtype, device=device)}, loss,
                             lambda step: z_members, lr, steps, evaluate, batch_in_dims=0, log=run.log_file)
     w = np.stack([result.metrics[f"w{i}"] for i in range(d)], axis=-1).reshape(len(lrs), S, len(steps), d)
     angles, gaps = np.full(w.shape[:-1], np.nan), np.full(w.shape[:-1], np.nan)

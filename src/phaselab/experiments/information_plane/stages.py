@@ -40,7 +40,7 @@ def train(run: Run, cell: ActivationCell, arrays: dict):
     act = cell.activation
     train, width = exp["train"], exp["estimator"]["bin_width"]
     device = run.device
-    x = torch.as_tensor(arrays["x"], dtype=torch.float64, device=device)
+    x = torch.as_tensor(arrays["x"], dtype=run.dtype, device=device)
     labels = torch.as_tensor(arrays["y"], device=device)
     train_idx = torch.as_tensor(arrays["train"], device=device)  # (seed, n_train)
     test_mask = torch.ones(train_idx.shape[0], len(x), dtype=torch.bool, device=device)
@@ -48,7 +48,7 @@ def train(run: Run, cell: ActivationCell, arrays: dict):
     S, n_train, B = train_idx.shape[0], train_idx.shape[1], train["batch_size"]
     sizes = [x.shape[1], *exp["model"]["widths"], 2]
     params = {k: v.to(device) for k, v in deep_mlp.init_mlp(
-        sizes, [data.derive_seed(run.seed, data.MLP_INIT, s) for s in range(S)], act).items()}
+        sizes, [data.derive_seed(run.seed, data.MLP_INIT, s) for s in range(S)], act, dtype=run.dtype).items()}
     loss = partial(deep_mlp.cross_entropy, activation=act)
     layers = vmap(partial(deep_mlp.representations, activation=act), in_dims=(0, None))
     gen = torch.Generator().manual_seed(data.derive_seed(run.seed, data.MINIBATCHES, 3, B))
@@ -77,7 +77,7 @@ def train(run: Run, cell: ActivationCell, arrays: dict):
     epoch_list = list(cell.epochs)
     run.log(f"cell {cell.id}: {sizes} {act} network, {S} seeds, SGD η = {train['lr']}, B = {B}, "
             f"{epoch_list[-1]} epochs of {per_epoch} steps")
-    result = train_ensemble(params, loss, batches, torch.full((S,), train["lr"], dtype=torch.float64, device=device),
+    result = train_ensemble(params, loss, batches, torch.full((S,), train["lr"], dtype=run.dtype, device=device),
                             [e * per_epoch for e in epoch_list], evaluate, batch_in_dims=0, log=run.log_file,
                             model=MLPSpec(act, "cross_entropy"))
     n_layers = len(sizes) - 1

@@ -45,14 +45,14 @@ def _train_mlp(run: Run, cell: MlpCell, arrays: dict):
     exp, device = run.exp, run.device
     mlp = exp["mlp"]
     B, S, lrs = cell.batch_size, exp["seeds"], sorted(mlp["lr"])
-    x, y, x_test, y_test = (torch.as_tensor(arrays[k], dtype=torch.float64, device=device)
+    x, y, x_test, y_test = (torch.as_tensor(arrays[k], dtype=run.dtype, device=device)
                             for k in ("x_train", "y_train", "x_test", "y_test"))
     sizes = [x.shape[1], *mlp["widths"], y.shape[1]]
     member_seed = torch.arange(S, device=device).repeat(len(lrs))  # member m = (lr index m // S, seed m % S)
     init_seeds = [data.derive_seed(run.seed, data.MLP_INIT, s) for s in member_seed.tolist()]
     params = {k: v.to(device) for k, v in deep_mlp.init_mlp(sizes, init_seeds, mlp["activation"],
-                                                             mlp["output_scale"]).items()}
-    lr = torch.tensor(np.repeat(lrs, S), dtype=torch.float64, device=device)
+                                                             mlp["output_scale"], dtype=run.dtype).items()}
+    lr = torch.tensor(np.repeat(lrs, S), dtype=run.dtype, device=device)
     loss = partial(deep_mlp.squared_loss, activation=mlp["activation"])
     outputs = vmap(partial(deep_mlp.forward, activation=mlp["activation"]), in_dims=(0, None))
     gen = torch.Generator().manual_seed(data.derive_seed(run.seed, data.MINIBATCHES, 1, B))
@@ -113,10 +113,10 @@ def _train_linear_regression(run: Run, cell: LinregCell):
     B, S, d, ratios = cell.batch_size, exp["seeds"], lin["d"], sorted(lin["eta_over_batch"])
     sigma = math.sqrt(lin["noise_variance"])
     teacher = torch.as_tensor(np.stack([data.rng(run.seed, data.REGRESSION_TEACHER, d, s).standard_normal(d)
-                                        for s in range(S)]), dtype=torch.float64, device=device)
+                                        for s in range(S)]), dtype=run.dtype, device=device)
     w_star = teacher.repeat(len(ratios), 1)  # member m = (ratio index m // S, seed m % S)
     M = len(w_star)
-    lr = torch.tensor(np.repeat(ratios, S) * B, dtype=torch.float64, device=device)
+    lr = torch.tensor(np.repeat(ratios, S) * B, dtype=run.dtype, device=device)
     gen = torch.Generator().manual_seed(data.derive_seed(run.seed, data.MINIBATCHES, 2, d, B))
 
     def loss(p, batch):
@@ -124,14 +124,14 @@ def _train_linear_regression(run: Run, cell: LinregCell):
         return 0.5 * ((y - x @ p["w"]) ** 2).mean()
 
     def batches(step):
-        x = torch.randn(M, B, d, generator=gen, dtype=torch.float64).to(device)
-        noise = torch.randn(M, B, generator=gen, dtype=torch.float64).to(device)
+        x = torch.randn(M, B, d, generator=gen, dtype=run.dtype).to(device)
+        noise = torch.randn(M, B, generator=gen, dtype=run.dtype).to(device)
         return x, torch.einsum("mbd,md->mb", x, w_star) + sigma * noise
 
     steps = cell.steps
     checkpoints = sorted({round(i * steps / lin["checkpoints"]) for i in range(lin["checkpoints"] + 1)})
     run.log(f"linear regression d = {d}, B = {B}, η/B ∈ {ratios}, {S} seeds, {steps} steps")
-    result = train_ensemble({"w": torch.zeros(M, d, dtype=torch.float64, device=device)}, loss, batches, lr,
+    result = train_ensemble({"w": torch.zeros(M, d, dtype=run.dtype, device=device)}, loss, batches, lr,
                             checkpoints, lambda p: {"excess_loss": 0.5 * ((p["w"] - w_star) ** 2).sum(1)},
                             batch_in_dims=0, log=run.log_file)
     stationary = np.asarray(checkpoints) >= lin["burn_in"] * steps
