@@ -36,6 +36,13 @@ for _name, _kind in TYPES.items():
         FIGURE_RULES.setdefault((_kind.module, _figure), (_kind, []))[1].append(_name)
 
 
+# The engines' tracked benchmark results (python -m phaselab.bench), drawn into the report where present.
+BENCHMARKS = {
+    "committee": "benchmarks/cpu-2core.json",
+    "ensemble": "benchmarks/ensemble-cpu-2core.json",
+}
+
+
 def experiment_hash(wildcards):
     """sha256 of what an experiment's results depend on: a changed config reruns its jobs (params trigger)."""
     return phaselab_config.config_sha256(
@@ -69,9 +76,11 @@ def cell_outputs(wildcards):
 
 
 def all_targets():
-    bench = [f"{RESULTS}/benchmarks/throughput.png"] * Path(
-        "benchmarks/cpu-2core.json"
-    ).exists()
+    bench = [
+        f"{RESULTS}/benchmarks/{engine}_throughput.png"
+        for engine, results in BENCHMARKS.items()
+        if Path(results).exists()
+    ]
     return (
         bench
         + [f"{RESULTS}/summary.html"]

@@ -42,12 +42,15 @@ def throughput(results: dict, machine: str = ""):
     return fig
 
 
-def throughput_from_file(path: str, out: str) -> None:
+def throughput_from_file(path: str, out: str, engine: str = "committee") -> None:
+    """The figure of one engine's benchmark results (``committee``: :func:`throughput`, ``ensemble``:
+    :func:`ensemble_throughput`), saved as PNG."""
     from phaselab.plots import save
 
     with open(path) as fh:
         results = json.load(fh)
-    save(throughput(results, results.get("machine", "")), out)
+    draw = {"committee": throughput, "ensemble": ensemble_throughput}[engine]
+    save(draw(results, results.get("machine", "")), out)
 
 
 def ensemble_throughput(results: dict, machine: str = ""):
@@ -81,8 +84,8 @@ def ensemble_throughput(results: dict, machine: str = ""):
     ax.bar(x + 0.2, [c["new_ratio"] for c in cases], 0.4, label="new engine (MLPSpec)")
     ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1)
     ax.set_yscale("log")
-    ax.set_xticks(x, [f"{'GD' if c['mode'] == 'gd' else 'SGD'} {c['h']}\n{c['dtype'].replace('float', 'f')}"
-                      for c in cases], fontsize=7)
+    ax.set_xticks(x, [f"{'GD' if c['mode'] == 'gd' else 'SGD'} h={c['h']} {c['dtype'].replace('float', 'f')}"
+                      for c in cases], fontsize=7, rotation=45, ha="right")
     ax.set_ylabel("speed-up over the per-run loop")
     ax.set_title(f"{cases[0]['members']} members; geometric mean ×{results['ratio']:.1f} "
                  f"(old ×{results['old_ratio']:.1f})")
