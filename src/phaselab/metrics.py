@@ -13,7 +13,6 @@ import xarray as xr
 import phaselab
 from phaselab.atomic import replacing
 from phaselab.config import config_json, config_sha256
-from phaselab.vocabulary import STATUS_DIVERGED, STATUS_OK  # noqa: F401 (defined once, in the vocabulary)
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> None:

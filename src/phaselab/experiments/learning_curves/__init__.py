@@ -31,7 +31,7 @@ COORDS = {
     "theory_student": {"long_name": "learning rule of the theory curve"},
 }
 STUDENTS = ("hebb", "max_stability", "gibbs", "online_perceptron")
-STATUS_OK, STATUS_NOT_CONVERGED = "ok", "not_converged"
+STATUS_NOT_CONVERGED = "not_converged"  # a solver that hit its iteration cap (else vocabulary.STATUS_OK)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from phaselab.experiment import Claim, Run, judge
-from phaselab.experiments.learning_curves import STATUS_NOT_CONVERGED, STATUS_OK, StudentCell
+from phaselab.experiments.learning_curves import STATUS_NOT_CONVERGED, StudentCell
 from phaselab.schedules import sizes
+from phaselab.vocabulary import STATUS_OK
 
 
 def make_data(run: Run, data_id: str) -> dict[str, np.ndarray]:
