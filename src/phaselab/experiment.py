@@ -78,6 +78,8 @@ class Claim:
     tolerance: float | None
     verdict: str
     where: str = ""  # which points were compared
+    note: str = ""  # one sentence of why the verdict is what it is
+    figure: str = ""  # the figure (one of the type's FIGURES) that shows it; "" = the type's first figure
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -85,7 +87,7 @@ class Claim:
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("text", "source", "theory", "measured", "uncertainty", "tolerance",
-                                               "verdict", "where")}
+                                               "verdict", "where", "note", "figure")}
 
 
 def _finite(x) -> float | None:
@@ -93,17 +95,27 @@ def _finite(x) -> float | None:
 
 
 def judge(text: str, source: str, *, theory: float | None, measured: float | None, tolerance: float,
-          uncertainty: float | None = 0.0, where: str = "") -> Claim:
+          uncertainty: float | None = 0.0, where: str = "", note: str = "", figure: str = "") -> Claim:
     """A claim with its verdict: *agrees* when the measured value is within ``tolerance`` of the theory even at
     the edge of its uncertainty (|m − t| + u ≤ tol), *disagrees* when it is outside even at the other edge
-    (|m − t| − u > tol), *inconclusive* otherwise, and when there is nothing to compare (None or NaN)."""
+    (|m − t| − u > tol), *inconclusive* otherwise, and when there is nothing to compare (None or NaN).
+
+    ``note``: one sentence of why (the physics: "too few steps to reach the edge"); without one, a sentence
+    from the numbers is written. ``figure``: the figure that shows the claim (default: the type's first)."""
     theory, measured, unc = _finite(theory), _finite(measured), _finite(uncertainty)
     if theory is None or measured is None or (uncertainty is not None and unc is None):
         verdict = INCONCLUSIVE
+        why = "nothing to compare: no theory value or no finite measurement at these settings"
     else:
         gap, unc = abs(measured - theory), unc or 0.0
         verdict = AGREES if gap + unc <= tolerance else DISAGREES if gap - unc > tolerance else INCONCLUSIVE
-    return Claim(text, source, theory, measured, unc, float(tolerance), verdict, where)
+        why = {AGREES: f"|measured − theory| = {gap:.3g} plus the uncertainty {unc:.2g} is within the tolerance "
+                       f"{tolerance:.3g}",
+               DISAGREES: f"|measured − theory| = {gap:.3g} exceeds the tolerance {tolerance:.3g} by more than the "
+                          f"uncertainty {unc:.2g}",
+               INCONCLUSIVE: f"the uncertainty {unc:.2g} straddles the tolerance: |measured − theory| = {gap:.3g} "
+                             f"against {tolerance:.3g}"}[verdict]
+    return Claim(text, source, theory, measured, unc, float(tolerance), verdict, where, note or why, figure)
 
 
 def largest(deviation, uncertainty) -> tuple[float | None, float | None]:
