@@ -113,12 +113,44 @@ def theory(run: Run, metrics):
 # Relative: the edge is the band 0.9 · 2/η ≤ λ_max, the same 10 % within which a learning rate counts as having
 # reached 2/η (Cohen et al. 2021: the sharpness "hovers just above 2/η", oscillating about it, not pinned to it).
 EDGE_TOLERANCE = 0.1
+# The hovering band of η λ_max / 2, fixed a priori: [1 − 0.1, 1 + 0.1] about the edge, the same 10 % as the arrival
+# rule; judged on the median over the second half of training of each seed (robust to the spikes of the
+# catapult-like excursions above 2/η), seed mean ± the 95 % Student-t half-width over seeds.
+HOVER_TOLERANCE = 0.1
+# "Rises" is a sign: the relative rise 1 − λ_max(0)/λ_max(t*) lies in (0, 1] (≤ 1 by construction), judged as
+# theory 0.5 (the interval's centre), tolerance 0.5, with the 95 % Student-t half-width of the seed mean as the
+# uncertainty: agrees when the whole interval is above 0.
+SIGN_THEORY, SIGN_TOLERANCE = 0.5, 0.5
+SOURCE = "Cohen, Kaur, Li, Kolter & Talwalkar, ICLR 2021"
+
+
+def _t95_half_width(values: np.ndarray) -> float | None:
+    """The 95 % Student-t half-width of the mean of the finite ``values`` (None with fewer than two)."""
+    from scipy.stats import t as student_t
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
+
+
+def edge_arrival(metrics, theory):
+    """η λ_max / 2 (dims lr, seed, step; NaN for diverged members) and the first checkpoint at which it reaches
+    1 − EDGE_TOLERANCE, per (η, seed) (NaN where it never does)."""
+    ratio = (metrics["sharpness"] / theory["stability_threshold"]).where(metrics["status"] == "ok")
+    ratio = ratio.transpose("lr", "seed", "step")
+    at_edge = (ratio >= 1 - EDGE_TOLERANCE).values
+    steps = metrics["step"].values.astype(float)
+    first = np.where(at_edge.any(-1), steps[np.argmax(at_edge, axis=-1)], np.nan)
+    return ratio, first
 
 
 def claims(metrics, theory) -> list[Claim]:
-    """Seed-mean sharpness over the second half of the run against 2/η, for the learning rates whose sharpness
-    reached 0.9 · 2/η (those at the edge of stability): the largest relative deviation, ± the standard error of
-    the seed mean there (relative to 2/η)."""
+    """Cohen et al.'s two statements. (1) Hovering: seed-mean sharpness over the second half of the run against
+    2/η, for the learning rates whose sharpness reached 0.9 · 2/η: the largest relative deviation, ± the standard
+    error of the seed mean there (relative to 2/η); and, per learning rate, the second-half median of η λ_max / 2
+    in the band 1 ± HOVER_TOLERANCE — judged where every seed reached the edge in the first half of training,
+    inconclusive (with the reason) where one did not. (2) Progressive sharpening: the sharpness rises from its
+    initial value until it reaches the edge (or to the end of the run where it never does), at every η."""
     ok = metrics["status"] == "ok"
     sharp = metrics["sharpness"].where(ok)
     second_half = sharp.sel(step=metrics["step"] >= metrics["step"].max() / 2)
@@ -130,10 +162,65 @@ def claims(metrics, theory) -> list[Claim]:
     sem = per_seed.std("seed", ddof=1) / np.sqrt(per_seed.count("seed")) / threshold
     n = int(rel.notnull().sum())
     measured, uncertainty = largest(rel, sem)
-    return [judge(
+    ratio, first = edge_arrival(metrics, theory)
+    steps = metrics["step"].values
+    half = steps.max() / 2
+    late_arrivals = [f"η = {float(lr):g} (step {int(np.nanmax(a))})" for lr, a, e in zip(rel["lr"].values, first,
+                                                                                       at_edge.values)
+                     if e and np.isfinite(a).any() and np.nanmax(a) > half]
+    out = [judge(
         "sharpness of full-batch GD hovers at the stability threshold 2/η once it reaches it "
         "(largest relative deviation of the second-half seed-mean sharpness)",
-        "Cohen, Kaur, Li, Kolter & Talwalkar, ICLR 2021", theory=0.0, measured=measured, uncertainty=uncertainty,
+        SOURCE, theory=0.0, measured=measured, uncertainty=uncertainty,
         tolerance=EDGE_TOLERANCE,
+        note="" if not late_arrivals else
+        f"reached the edge only after the half-way step {half:g} (latest arrival): {', '.join(late_arrivals)}, so the "
+        "second-half mean includes the approach to the edge",
         where=f"second-half mean sharpness vs 2/η at the {n} learning rates that reached the edge: "
               + ", ".join(f"η={float(lr):g}: {float(v):.3g}" for lr, v in zip(rel["lr"], rel) if v.notnull()))]
+
+    medians = ratio.sel(step=steps >= half).median("step").values  # (lr, seed)
+    for i, lr in enumerate(ratio["lr"].values):
+        alive = ok.sel(lr=lr).values
+        arrived = first[i][alive]
+        m, u, note = None, None, ""
+        if not alive.any():
+            note = "every seed diverged at this learning rate"
+        elif np.isnan(arrived).any():
+            note = (f"{int(np.isnan(arrived).sum())} of {arrived.size} seeds never reached the edge "
+                    f"{1 - EDGE_TOLERANCE:g} · 2/η in {int(steps.max())} steps (largest η λ_max / 2: "
+                    f"{float(np.nanmax(ratio.values[i][alive])):.3g}): the run ends, or the loss converges, before "
+                    f"progressive sharpening brings the sharpness to 2/η")
+        elif arrived.max() > half:
+            note = (f"the last seed reached the edge only at step {int(arrived.max())}, after the half-way step "
+                    f"{half:g}: too little of the run at the edge to judge the hovering")
+        else:
+            m, u = float(np.mean(medians[i][alive])), _t95_half_width(medians[i][alive])
+            if u is None:
+                note = "one seed: no confidence interval for the seed mean"
+        out.append(judge(
+            f"at η = {lr:g} the sharpness hovers at 2/η = {2 / lr:.3g}: the median of η λ_max / 2 over the second "
+            f"half of training lies in 1 ± {HOVER_TOLERANCE:g} (seed mean ± 95 % Student-t half-width)",
+            SOURCE, theory=1.0, measured=m, uncertainty=u, tolerance=HOVER_TOLERANCE, note=note,
+            where=f"η = {lr:g}, steps ≥ {half:g}; first arrival at {1 - EDGE_TOLERANCE:g} · 2/η per seed: "
+                  + ", ".join("never" if np.isnan(a) else f"step {int(a)}" for a in first[i])))
+
+    initial = ratio.isel(step=0).values  # (lr, seed)
+    last = np.where(np.isnan(first), steps.max(), first)  # t*: arrival at the edge, else the end of the run
+    at_t = np.take_along_axis(ratio.values, np.searchsorted(steps, last)[..., None], axis=-1)[..., 0]
+    rise = 1.0 - initial / at_t  # (lr, seed)
+    means = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in rise])
+    halves = np.array([_t95_half_width(r) or np.nan for r in rise])
+    weakest = int(np.nanargmin(means - halves)) if np.isfinite(means - halves).any() else None
+    out.append(judge(
+        "progressive sharpening: at every η the sharpness rises from initialisation until it reaches 2/η (or to "
+        "the end of the run where it never does): the relative rise 1 − λ_max(0)/λ_max(t*) > 0, judged as lying "
+        "in (0, 1] (theory: the interval's centre); the η with the lowest lower 95 % bound",
+        SOURCE, theory=SIGN_THEORY, tolerance=SIGN_TOLERANCE,
+        measured=None if weakest is None else float(means[weakest]),
+        uncertainty=None if weakest is None else float(halves[weakest]),
+        note="" if weakest is not None and np.isfinite(halves[weakest]) else
+        "fewer than two finite seeds at some η: no confidence interval",
+        where="relative rise (seed mean ± 95 % half-width): " + ", ".join(
+            f"η={lr:g}: {m:.3g} ± {h:.2g}" for lr, m, h in zip(ratio["lr"].values, means, halves))))
+    return out
