@@ -29,18 +29,31 @@ def mp_stieltjes(lam, gamma):
         return np.where(b > 0, 2.0 / (b + root), (root - b) / (2.0 * gamma * lam))
 
 
+def _mp_discriminant(lam, gamma):
+    """√((1 − γ + λ)² + 4γλ), written (1 − γ)² + λ(λ + 2 + 2γ) under the root: a sum of non-negative terms, free
+    of cancellation at every γ and λ > 0. It is 2γλm + 1 − γ + λ at m = m(−λ)."""
+    return np.sqrt((1.0 - gamma) ** 2 + lam * (lam + 2.0 + 2.0 * gamma))
+
+
 def mp_stieltjes_derivative(lam, gamma):
-    """m'(z) at z = −λ, from implicit differentiation of the Marchenko–Pastur equation."""
+    """m'(z) at z = −λ, from implicit differentiation of the Marchenko–Pastur equation: (γm² + m)/(2γλm + 1 − γ + λ),
+    the denominator the discriminant √((1 − γ + λ)² + 4γλ)."""
     lam, gamma = np.asarray(lam, dtype=float), np.asarray(gamma, dtype=float)
     m = mp_stieltjes(lam, gamma)
-    return (gamma * m * m + m) / (2.0 * gamma * lam * m + 1.0 - gamma + lam)
+    return (gamma * m * m + m) / _mp_discriminant(lam, gamma)
 
 
 def ridge_risk(gamma, lam, signal: float, noise: float):
-    """Asymptotic ridge risk R(λ) = r²λ²m'(−λ) + σ²γ[m(−λ) − λm'(−λ)] (HMRT 2019, Theorem 5), λ > 0."""
-    m, dm = mp_stieltjes(lam, gamma), mp_stieltjes_derivative(lam, gamma)
+    """Asymptotic ridge risk R(λ) = r²λ²m'(−λ) + σ²γ[m(−λ) − λm'(−λ)] (HMRT 2019, Theorem 5), λ > 0.
+
+    Evaluated without cancellation (the direct form loses digits where γ ≫ 1 and λ → 0, m ≈ (1 − 1/γ)/λ): with
+    D = √((1 − γ + λ)² + 4γλ) and u = λm, λ²m' = (γu² + λu)/D and m − λm' = (1 − u)/D, where 1 − u is the small
+    root 2/(1 + γ + λ + D) of γw² − (1 + γ + λ)w + 1 = 0 (the Marchenko–Pastur equation in w = 1 − λm)."""
     lam, gamma = np.asarray(lam, dtype=float), np.asarray(gamma, dtype=float)
-    return signal * lam**2 * dm + noise * gamma * (m - lam * dm)
+    root = _mp_discriminant(lam, gamma)
+    u = lam * mp_stieltjes(lam, gamma)
+    w = 2.0 / (1.0 + gamma + lam + root)
+    return (signal * (gamma * u * u + lam * u) + noise * gamma * w) / root
 
 
 def minnorm_risk(gamma, signal: float, noise: float):

@@ -13,6 +13,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from phaselab.experiments.double_descent.stages import interpolation_width
 from phaselab.plots import fmt, new_figure, provenance, seed_stats
 
 RISK_LABEL = "risk E‖β̂ − β‖² (dimensionless)"
@@ -144,14 +145,6 @@ def random_features(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
 
 
 # --------------------------------------------------------------------------------------------------------------
-def interpolation_width(metrics: xr.Dataset, noise: float) -> float:
-    """Smallest width whose seed-mean final training error is below half a sample (every label fitted), NaN if none."""
-    train = metrics["train_error"].sel(label_noise=noise).isel(step=-1)
-    mean = train.where(metrics["status"].sel(label_noise=noise) == "ok").mean("seed")
-    fitted = mean.values < 0.5 / float(metrics.attrs["network_n_train"])
-    return float(metrics["width"].values[np.argmax(fitted)]) if fitted.any() else float("nan")
-
-
 def width_double_descent(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     """Left: final test error (filled) and training error (open) against width, one colour per label-noise level.
     Right: the final test and training loss. Lines: h* where h(d + C) = nC, and the smallest width that fits
