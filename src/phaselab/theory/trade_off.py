@@ -138,20 +138,22 @@ def crossing_time(times, risk_curve, level: float) -> float:
     return float(t0 + (np.log(level) - r0) / (r1 - r0) * (t1 - t0))
 
 
-def phase_diagram_orange_curves(metrics, max_width: int = 16):
+def phase_diagram_orange_curves(metrics, max_width: int = 16, full: bool = True):
     """Theory curves for the phase diagram's cells in the orange region −½ < κ + δ < 0, which
     phaselab.theory.phase_diagram leaves empty: for every (d, κ, δ, seed) with p ≤ ``max_width``, the full
     Saad–Solla ODE at the cell's own η from the seed's measured (Q0, M0) (the better prediction at finite d,
     theory.md §8), and the d → ∞ orange ODE at η̃ = η d^(κ+δ), read at τ = t d^(−2(κ+δ)). Takes the sgd_phase_diagram
     metrics Dataset (dims d, kappa, delta, seed, time; width, eta, horizon, Q0, M0; attrs teacher_k, noise) and
-    returns ``orange_ode_risk`` and ``orange_limit_risk`` (d, kappa, delta, seed, time), NaN outside the region."""
+    returns ``orange_ode_risk`` and ``orange_limit_risk`` (d, kappa, delta, seed, time), NaN outside the region.
+    ``full=False`` skips the full ODE (``orange_ode_risk`` all NaN): phaselab.theory.phase_diagram integrates it
+    with the other cells' ODE."""
     import xarray as xr
 
     k, noise = int(metrics.attrs["teacher_k"]), float(metrics.attrs["noise"])
     P = np.eye(k)
     times = metrics["time"].values
     shape = tuple(metrics.sizes[n] for n in ("d", "kappa", "delta", "seed", "time"))
-    full, limit = np.full(shape, np.nan), np.full(shape, np.nan)
+    full_risk, limit = np.full(shape, np.nan), np.full(shape, np.nan)
     for i, d in enumerate(metrics["d"].values):
         for j, kappa in enumerate(metrics["kappa"].values):
             p = int(metrics["width"].values[i, j])
@@ -164,14 +166,15 @@ def phase_diagram_orange_curves(metrics, max_width: int = 16):
                 t = times[upto]
                 Q0 = metrics["Q0"].values[i, j][:, :p, :p]
                 M0 = metrics["M0"].values[i, j][:, :p, :]
-                full[i, j, m, :, 0] = risk(Q0, M0, P)
-                full[i, j, m, :, 1:upto.sum()] = integrate(Q0, M0, P, t[1:], eta, noise)["risk"]
+                if full:
+                    full_risk[i, j, m, :, 0] = risk(Q0, M0, P)
+                    full_risk[i, j, m, :, 1:upto.sum()] = integrate(Q0, M0, P, t[1:], eta, noise)["risk"]
                 limit[i, j, m, :, :upto.sum()] = orange_limit(Q0, M0, P, t * float(d) ** (-2 * s),
                                                               eta * float(d) ** s, noise)
     dims = ("d", "kappa", "delta", "seed", "time")
     return xr.Dataset(
-        {"orange_ode_risk": (dims, full, {"long_name": "full Saad–Solla ODE at the cell's own η (κ + δ < 0)",
-                                          "units": "1"}),
+        {"orange_ode_risk": (dims, full_risk, {"long_name": "full Saad–Solla ODE at the cell's own η (κ + δ < 0)",
+                                               "units": "1"}),
          "orange_limit_risk": (dims, limit, {"long_name": "d → ∞ orange ODE (noise terms only, M frozen)",
                                              "units": "1"})},
         coords={n: metrics[n] for n in dims})
