@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from scipy import integrate, stats
+from scipy import integrate, optimize, special, stats
 
 from phaselab import data
 from phaselab.solvers import perceptron as pc
@@ -234,3 +234,134 @@ def test_students_match_theory_at_small_n(stream):
             assert abs(sim[i].mean() - theory[name][i]) < _seed_error(sim[i]) + 0.005, (name, alphas[i],
                                                                                        sim[i].mean(),
                                                                                        theory[name][i])
+
+
+# ------------------------------------------------------------- theory over its whole domain, by a second route
+def test_cover_far_tails_against_exact_rational_sums():
+    """Relative accuracy down to 1e-280 (P up to 100 N) and the exact ½ at P = 2N up to the schema's N = 2000."""
+    for N in (1, 2, 5, 10, 40):
+        for P in sorted({N + 1, 2 * N - 1, 3 * N, 10 * N, 30 * N, 100 * N}):
+            exact = Fraction(sum(math.comb(P - 1, k) for k in range(N)), 2 ** (P - 1))
+            if float(exact) > 1e-300:
+                assert tp.cover_probability(P, N) == pytest.approx(float(exact), rel=1e-11), (P, N)
+    for N in (100, 500, 2000):
+        assert tp.cover_probability(2 * N, N) == pytest.approx(0.5, abs=1e-13)
+        assert tp.cover_continued(2 * N, N) == pytest.approx(0.5, abs=1e-13)
+    # the continuation to real P is Cover's count at integer P
+    P, N = np.meshgrid(np.arange(1, 120), [3, 17, 40])
+    np.testing.assert_allclose(tp.cover_continued(P, N), tp.cover_probability(P, N), rtol=1e-11, atol=1e-300)
+
+
+def test_gardner_capacity_over_its_domain():
+    """κ ∈ [0, 5] (the schema's range) against quadrature of the definition; κ_c(α) down to α = 1e-6, where
+    Φ(κ) = 1 and φ(κ) = 0 in double precision leave α_c = 1/(1 + κ²)."""
+    for kappa in np.linspace(0.0, 5.0, 21):
+        integral = integrate.quad(lambda t, k=kappa: stats.norm.pdf(t) * (t + k) ** 2, -kappa, np.inf,
+                                  epsabs=0, epsrel=1e-13)[0]
+        assert tp.gardner_capacity(kappa) == pytest.approx(1 / integral, rel=1e-10), kappa
+    alpha = np.geomspace(1e-3, 2.0, 25)
+    np.testing.assert_allclose(tp.gardner_capacity(tp.gardner_stability(alpha)), alpha, rtol=1e-10)
+    small = np.array([1e-6, 1e-5, 1e-4])
+    np.testing.assert_allclose(tp.gardner_stability(small), np.sqrt(1 / small - 1), rtol=1e-9)
+
+
+def test_gibbs_tails_small_and_large_alpha():
+    # small α: R/√(1 − R) = (α/π) ∫ Dt · 2 at R = 0, so R = 2α/π (1 + O(α))
+    for alpha in (1e-5, 1e-4):
+        assert tp.gibbs_overlap(alpha) == pytest.approx(2 * alpha / np.pi, rel=3 * alpha)
+    # large α: α ε → √2/I, I = ∫ Dt exp(−t²/2)/H(−t) written with log Φ (no erfcx), and the published 0.62
+    integral = integrate.quad(lambda t: np.exp(-t * t - special.log_ndtr(t)) / math.sqrt(2 * np.pi), -np.inf, np.inf,
+                              epsabs=1e-14)[0]
+    assert tp.gibbs_limit() == pytest.approx(math.sqrt(2) / integral, rel=1e-10)
+    assert tp.gibbs_limit() == pytest.approx(0.625, abs=0.001)
+    for alpha in (1e3, 1e4):
+        assert alpha * tp.gibbs_error(alpha) == pytest.approx(tp.gibbs_limit(), rel=3 / alpha)
+    assert tp.large_alpha_limit("bayes")[1] == pytest.approx(0.442, abs=0.001)
+    # the Gibbs equation with H written directly, also close to R = 1
+    for alpha in (50.0, 500.0):
+        R = float(tp.gibbs_overlap(alpha))
+        rhs = integrate.quad(lambda t, R=R: stats.norm.pdf(t) * np.exp(-R * t * t / 2) / tp.H(-np.sqrt(R) * t),
+                             -14, 14, limit=400, epsabs=0, epsrel=1e-12)[0]
+        assert R / np.sqrt(1 - R) == pytest.approx(alpha / np.pi * rhs, rel=1e-7)
+
+
+def test_hebb_large_alpha_limit():
+    alpha = np.array([1e2, 1e4, 1e6])
+    scaled = np.sqrt(alpha) * tp.generalization_error(tp.hebb_overlap(alpha))
+    for a, value in zip(alpha, scaled):
+        assert value == pytest.approx(tp.large_alpha_limit("hebb")[1], rel=2 / a)
+
+
+def test_max_stability_tails():
+    """Small α: R → Hebb's overlap and κ → Gardner's κ_c(α) (the R = 0 saddle point), with corrections of order
+    R²; large α: α ε → 0.5005 (Opper et al. 1990; Engel & Van den Broeck §4.3)."""
+    alpha = np.array([1e-3, 1e-2, 0.1])
+    R, kappa = tp.max_stability(alpha)
+    np.testing.assert_allclose(R, tp.hebb_overlap(alpha), rtol=0.02)
+    assert (np.abs(kappa / tp.gardner_stability(alpha) - 1) < R**2).all()
+    assert tp.large_alpha_limit("max_stability")[1] == pytest.approx(0.5005, abs=2e-4)
+    R, _ = tp.max_stability(np.array([1e3]))
+    assert 1e3 * tp.generalization_error(R[0]) == pytest.approx(0.5005, abs=5e-4)
+
+
+def test_online_perceptron_against_direct_integration_and_its_limit():
+    """The log-α flow against an explicit integration in α itself from a different small-α start; the large-α
+    constant of the asymptotic analysis against the flow at α = 10⁶."""
+    c = 1 / math.sqrt(2 * math.pi)
+
+    def rhs(a, y):
+        rho, Q = y
+        R = min(1.0, rho / math.sqrt(Q))
+        return [c * (1 - R), math.acos(R) / math.pi - 2 * math.sqrt(Q) * c * (1 - R)]
+
+    checkpoints = np.array([0.5, 4.0, 16.0, 100.0])
+    a0 = 1e-6
+    sol = integrate.solve_ivp(rhs, (a0, 100.0), [a0 * c, a0 / 2], t_eval=checkpoints, method="DOP853",
+                              rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(tp.online_perceptron(checkpoints), sol.y[0] / np.sqrt(sol.y[1]), rtol=1e-6)
+    big = 1e6
+    eps = tp.generalization_error(tp.online_perceptron(np.array([big])))[0]
+    assert big ** (1 / 3) * eps == pytest.approx(tp.online_perceptron_limit(), rel=1e-3)
+
+
+def _binary_entropy_by_quadrature(alpha):
+    """The binary RS entropy with every Gaussian average by adaptive quadrature (log cosh and log H written with
+    logaddexp and log_ndtr) instead of Gauss–Hermite and erfc."""
+    R = float(tp.binary_gibbs_branch(alpha))
+    qh = tp.conjugate_overlap(R, alpha)
+
+    def dz(f):
+        return integrate.quad(lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi) * f(z), -np.inf, np.inf,
+                              epsabs=1e-14, limit=200)[0]
+
+    log_cosh = dz(lambda z: np.logaddexp(qh + math.sqrt(qh) * z, -qh - math.sqrt(qh) * z) - math.log(2))
+    x = math.sqrt(R / (1 - R))
+    channel = dz(lambda t: math.exp(special.log_ndtr(-x * t)) * special.log_ndtr(-x * t))
+    return math.log(2) + log_cosh - qh / 2 - qh * R / 2 + 2 * alpha * channel, R, qh
+
+
+def test_binary_entropy_and_transition_by_quadrature():
+    for alpha in (0.25, 1.0, 1.2):
+        s, R, qh = _binary_entropy_by_quadrature(alpha)
+        assert tp.binary_entropy(alpha) == pytest.approx(s, abs=1e-10)
+        # the fixed point R = E_z tanh(q̂ + √q̂ z), by quadrature
+        tanh = integrate.quad(lambda z, q=qh: stats.norm.pdf(z) * np.tanh(q + math.sqrt(q) * z), -np.inf, np.inf)[0]
+        assert R == pytest.approx(tanh, abs=1e-10)
+    alpha_c = optimize.brentq(lambda a: _binary_entropy_by_quadrature(a)[0], 1.2, 1.3, xtol=1e-9)
+    assert tp.binary_transition() == pytest.approx(alpha_c, abs=1e-7)
+
+
+def test_half_load_recovers_a_known_crossing():
+    """Probit data with a known crossing: the estimate lies within 2 SE in about 95 % of replicates; a perfectly
+    separated fraction gives the middle of its bracket."""
+    rng = np.random.default_rng(4)
+    x = np.linspace(0.5, 3.0, 11)
+    p = stats.norm.sf((x - 1.7) / 0.3)  # falls through ½ at 1.7
+    within = []
+    for _ in range(200):
+        a, se = tp.half_load(x, rng.binomial(64, p), np.full(x.size, 64))
+        within.append(abs(a - 1.7) < 2 * se)
+    assert 0.9 <= np.mean(within) <= 0.99  # 0.954 expected; binomial SD 0.015
+    a, se = tp.half_load([1.0, 2.0, 3.0, 4.0], [0, 0, 10, 10], [10, 10, 10, 10], increasing=True)
+    assert (a, se) == pytest.approx((2.5, 0.5 / math.sqrt(3)))
+    assert np.isnan(tp.half_load([1.0, 2.0], [10, 9], [10, 10])[0])  # never falls to ½

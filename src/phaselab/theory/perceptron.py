@@ -51,6 +51,14 @@ def cover_probability(P, N):
     return np.where(P <= N, 1.0, stats.binom.cdf(N - 1, np.maximum(P - 1, 0), 0.5))
 
 
+def cover_continued(P, N):
+    """Cover's fraction continued to real P: Prob[Binomial(P − 1, ½) ≤ N − 1] = I_½(P − N, N) for P > N (the
+    regularised incomplete beta function), 1 for P ≤ N; equals :func:`cover_probability` at integer P and ½ at
+    P = 2N. P and N broadcast."""
+    P, N = np.broadcast_arrays(np.asarray(P, dtype=float), np.asarray(N, dtype=float))
+    return np.where(P <= N, 1.0, special.betainc(np.maximum(P - N, 1e-300), N, 0.5))
+
+
 def cover_limit(alpha, N):
     """Cover's curve near α = 2 for large N (de Moivre–Laplace): Φ(−(α − 2) √(N/2)), a step at α_c = 2 as N → ∞."""
     return stats.norm.cdf(-(np.asarray(alpha, dtype=float) - 2.0) * np.sqrt(np.asarray(N, dtype=float) / 2.0))
@@ -280,3 +288,89 @@ def binary_gibbs_error(alpha, alpha_c: float | None = None):
     if below.any():
         R[below] = binary_gibbs_branch(alpha[below])
     return generalization_error(R)
+
+
+# --------------------------------------------------------------------------------------------- large-α limits
+def gibbs_limit() -> float:
+    """c in ε_Gibbs ≈ c/α (α → ∞): at R → 1 the Gibbs equation reads 1/√(1 − R) = (α/π) I with
+    I = ∫ Dt exp(−t²/2)/H(−t), and ε = arccos(R)/π ≈ √(2(1 − R))/π, so c = √2/I ≈ 0.6246 (Bayes: c/√2 ≈ 0.442)."""
+    return SQRT2 / _gibbs_integral(1.0)
+
+
+def online_perceptron_limit() -> float:
+    """c in ε ≈ c α^(−1/3) of the online perceptron (α → ∞), from the flow of online_perceptron at R → 1:
+    with Q ≈ A α^(2/3), 1 − R ≈ B α^(−2/3): B = √(2π A)/3 and (4/3) A^(3/4) = u/π, u = √(2√(2π)/3), so
+    c = √(2B)/π = u (3u/(4π))^(1/3)/π ≈ 0.2780."""
+    u = math.sqrt(2.0 * math.sqrt(2 * math.pi) / 3.0)
+    return u * (3.0 * u / (4.0 * math.pi)) ** (1.0 / 3.0) / math.pi
+
+
+def large_alpha_limit(student: str) -> tuple[float, float]:
+    """(γ, c) with α^γ ε → c as α → ∞ for a learning rule (Engel & Van den Broeck ch. 2–4, 9):
+    Hebb γ = ½, c = 1/√(2π) (ε ≈ √(1 − R²)/π with 1 − R² = 1/(1 + 2α/π)); Gibbs and Bayes γ = 1, c from
+    :func:`gibbs_limit`; maximal stability γ = 1, c = α ε at α = 10⁴ of :func:`max_stability` (≈ 0.5005; its
+    root finding loses accuracy far beyond); online perceptron γ = ⅓, c from :func:`online_perceptron_limit`."""
+    if student == "hebb":
+        return 0.5, 1.0 / math.sqrt(2 * math.pi)
+    if student == "gibbs":
+        return 1.0, gibbs_limit()
+    if student == "bayes":
+        return 1.0, gibbs_limit() / SQRT2
+    if student == "max_stability":
+        big = 1e4
+        return 1.0, big * float(generalization_error(max_stability(np.array([big]))[0][0]))
+    if student == "online_perceptron":
+        return 1.0 / 3.0, online_perceptron_limit()
+    raise ValueError(f"no large-α limit for student {student!r}")
+
+
+# ------------------------------------------------------------------------- estimators: where a fraction is ½
+def half_load(x, k, n, increasing: bool = False) -> tuple[float, float]:
+    """The load x_½ where a binomial fraction k/n (of n trials at each x) crosses ½, and its standard error.
+
+    Maximum likelihood of the probit curve p(x) = Φ(±(x − x_½)/w) (− for a fraction that falls with x), the
+    standard error of x_½ from the observed information (inverse Hessian of the log-likelihood). Where the grid
+    does not resolve the transition (fewer than two points strictly between 0 and 1, the fitted width w below a
+    quarter of the smallest spacing of x, or a standard error that is not finite or exceeds the bracket's width),
+    x_½ is the middle of the bracket of the two neighbouring points between which the fraction crosses ½, with
+    standard error half its width / √3 (the standard deviation of a uniform on the bracket). (NaN, NaN) when the
+    fraction does not cross ½ inside the data.
+    """
+    x, k, n = (np.asarray(v, dtype=float).ravel() for v in (x, k, n))
+    keep = n > 0
+    order = np.argsort(x[keep])
+    x, k, n = x[keep][order], k[keep][order], n[keep][order]
+    f = k / n if increasing else 1 - k / n  # the fraction made increasing
+    above = np.flatnonzero(f >= 0.5)
+    if x.size < 2 or not above.size or above[0] == 0:
+        return math.nan, math.nan
+    j = int(above[0])
+    bracket = 0.5 * (x[j - 1] + x[j]), 0.5 * (x[j] - x[j - 1]) / math.sqrt(3.0)
+    sign = 1.0 if increasing else -1.0
+
+    def nll(theta):
+        z = sign * (x - theta[0]) / math.exp(theta[1])
+        return -float(np.sum(k * special.log_ndtr(z) + (n - k) * special.log_ndtr(-z)))
+
+    if int(((f > 0) & (f < 1)).sum()) < 2:  # one point inside the transition fixes neither centre nor width
+        return bracket
+    a0 = float(np.interp(0.5, f[j - 1:j + 1], x[j - 1:j + 1])) if f[j] > f[j - 1] else float(x[j])
+    res = optimize.minimize(nll, [a0, math.log(max(float(np.ptp(x)) / 8, 1e-3))], method="Nelder-Mead",
+                            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})
+    if math.exp(res.x[1]) < 0.25 * float(np.diff(x).min()):
+        return bracket
+    steps = np.array([1e-4 * math.exp(res.x[1]), 1e-3])
+    h = np.empty((2, 2))
+    for i in range(2):
+        for m in range(2):
+            def at(di, dm, i=i, m=m):
+                t = np.array(res.x, dtype=float)
+                t[i] += di * steps[i]
+                t[m] += dm * steps[m]
+                return nll(t)
+            h[i, m] = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / (4 * steps[i] * steps[m])
+    with np.errstate(all="ignore"):
+        var = np.linalg.pinv(h)[0, 0] if np.all(np.isfinite(h)) else math.nan
+    if not var > 0 or not math.isfinite(var) or math.sqrt(var) > x[j] - x[j - 1]:  # ill-conditioned: the bracket
+        return bracket
+    return float(res.x[0]), math.sqrt(var)

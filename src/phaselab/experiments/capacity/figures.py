@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy.stats import norm
 
+from phaselab.experiments.capacity.stages import storable
 from phaselab.plots import ALPHA_LABEL, decoded, errorbar, fmt, new_figure, provenance, wilson
 
 
@@ -101,15 +102,6 @@ def capacity_curves(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     return fig
 
 
-def _storable(metrics: xr.Dataset, kappa: float, status: np.ndarray):
-    """(storable, decided) trials at stability κ: κ* ≥ κ certified by the bracket, or certainly not."""
-    lower = np.nan_to_num(metrics["stability_lower"].values, nan=-np.inf)
-    upper = np.nan_to_num(metrics["stability_upper"].values, nan=-np.inf)
-    yes = (status == "separable") & (lower >= kappa)
-    no = (status == "non_separable") | ((status == "separable") & (upper < kappa))
-    return yes, yes | no
-
-
 def gardner_capacity(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     """Maximal stability κ* against α (median over trials) beside Gardner's κ_c(α); right: storable fractions."""
     Ns = metrics["N"].values
@@ -143,7 +135,7 @@ def gardner_capacity(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     kappas = theory["kappa"].values
     kcolors = plt.get_cmap("plasma")(np.linspace(0.05, 0.8, len(kappas)))
     for kappa, ac, c in zip(kappas, theory["capacity"].values, kcolors):
-        yes, decided = _storable(metrics.isel(N=i), kappa, status[i])
+        yes, decided = storable(metrics.isel(N=i), kappa, status[i])
         p, plo, phi = wilson(yes.sum(-1), decided.sum(-1))
         errorbar(right, alpha, p, plo, phi, color=c, marker="o", markersize=4.5, zorder=3)
         right.plot(alpha, p, color=c, linewidth=0.8, alpha=0.6)

@@ -1,5 +1,6 @@
 """The learning_curves experiment's stages: teachers and input streams, one student a cell (and the binary
-enumeration), the replica-symmetric theory, and Hebb's exact learning curve as the claim."""
+enumeration), the replica-symmetric theory, and as the claims every student's curve, its large-α limit and the binary
+transition."""
 
 from __future__ import annotations
 
@@ -174,37 +175,131 @@ def theory(run: Run, metrics):
     )
 
 
-# Hebb's ε(α) = arccos(R)/π with R = √(2α/(2α + π)) is exact as N → ∞ (Engel & Van den Broeck ch. 2). Tolerance,
-# fixed a priori: 3 seed standard errors of the mean ε (the usual 3σ level) plus the O(1/N) finite-size bias
-# allowance tests/test_perceptron.py::test_students_match_theory_at_small_n states for every student, 0.005 at
-# N = 60, scaled as 1/N: 0.3/N.
+# Every student's ε(α) is compared with its N → ∞ replica-symmetric curve (exact for Hebb and the online rule's
+# flow, RS for Gibbs and maximal stability, Engel & Van den Broeck). Tolerance, fixed a priori: 3 seed standard
+# errors of the mean ε (the usual 3σ level) plus the O(1/N) finite-size bias allowance
+# tests/test_perceptron.py::test_students_match_theory_at_small_n states for every student, 0.005 at N = 60,
+# scaled as 1/N: 0.3/N. The large-α claims scale both by α^γ and count the theory's own distance to its limit at the
+# largest α as a systematic uncertainty (so that a pre-asymptotic α gives inconclusive, not a verdict).
 HEBB_SIGMAS = 3.0
 HEBB_FINITE_SIZE = 0.3  # × 1/N
+BINARY_SIGMAS = 3.0  # the binary transition load: 3 SE of the fitted crossing
+CURVES = {  # student: (claim text, source)
+    "hebb": ("Hebb's seed-mean generalisation error follows its exact N → ∞ curve ε = arccos(√(2α/(2α + π)))/π "
+             "(largest deviation in seed standard errors)", "Engel & Van den Broeck 2001, ch. 2"),
+    "gibbs": ("the Gibbs student's (version-space HMC) seed-mean generalisation error follows the replica-symmetric "
+              "curve R/√(1 − R) = (α/π) ∫ Dt exp(−R t²/2)/H(−√R t) (largest deviation in seed standard errors)",
+              "Seung, Sompolinsky & Tishby 1992; Engel & Van den Broeck 2001, ch. 2"),
+    "max_stability": ("the maximal-stability student's seed-mean generalisation error follows the replica-symmetric "
+                      "curve (largest deviation in seed standard errors)",
+                      "Opper, Kinzel, Kleinz & Nehl 1990; Engel & Van den Broeck 2001, §4.3"),
+    "online_perceptron": ("the online perceptron's seed-mean generalisation error follows the N → ∞ flow of its "
+                          "order parameters (largest deviation in seed standard errors)",
+                          "Engel & Van den Broeck 2001, ch. 9"),
+}
+LIMIT_TEXT = {"hebb": "√α ε → 1/√(2π) ≈ 0.399", "gibbs": "α ε → √2/∫ Dt e^(−t²/2)/H(−t) ≈ 0.625",
+              "max_stability": "α ε → 0.5005", "online_perceptron": "α^(1/3) ε → 0.278"}
+
+
+def _seed_error(metrics, student: str):
+    """Seed mean, standard error and count of ε at each α, leaving out the seeds whose solver did not converge."""
+    eps = metrics["generalization_error"].sel(student=student).where(
+        metrics["status"].sel(student=student) == "ok")
+    n = eps.count("seed")
+    return eps.mean("seed"), eps.std("seed", ddof=1) / np.sqrt(n), n
 
 
 def claims(metrics, theory) -> list[Claim]:
-    """Hebb's seed-mean generalisation error against its exact N → ∞ curve, at the α of the largest deviation in
-    units of the seed standard error."""
+    """Every student's seed-mean generalisation error against its N → ∞ curve (at the α of the largest deviation
+    in seed standard errors), its large-α limit α^γ ε → c at the largest α, and Györgyi's binary transition."""
     students = [str(s) for s in metrics["student"].values]
-    if "hebb" not in students:
-        return []
-    eps = metrics["generalization_error"].sel(student="hebb").where(metrics["status"].sel(student="hebb") == "ok")
-    n = eps.count("seed")
-    mean = eps.mean("seed")
-    sem = eps.std("seed", ddof=1) / np.sqrt(n)
-    exact = theory["generalization_error"].sel(theory_student="hebb")
+    out = [_follows_theory(metrics, theory, s) for s in CURVES if s in students]
+    out += [_large_alpha(metrics, theory, s) for s in LIMIT_TEXT if s in students]
+    if "binary_version_space_size" in metrics:
+        out.append(_binary_transition(metrics, theory))
+    return out
+
+
+def _follows_theory(metrics, theory, student: str) -> Claim:
+    mean, sem, n = _seed_error(metrics, student)
+    exact = theory["generalization_error"].sel(theory_student=student)
     z = (abs(mean - exact) / sem).fillna(-1.0)
     N = int(metrics.attrs["N"])
     where = f"N = {N}, {metrics.sizes['alpha']} values of α, {int(n.min())}–{int(n.max())} seeds"
+    text, source = CURVES[student]
     if not (n > 1).any():
-        return [judge("Hebb's generalisation error follows its exact N → ∞ curve", "Engel & Van den Broeck 2001",
-                      theory=None, measured=None, tolerance=0.0, where=where + ": fewer than 2 seeds")]
+        return judge(text, source, theory=None, measured=None, tolerance=0.0, where=where + ": fewer than 2 seeds")
     i = int(np.argmax(z.where(n > 1, -1.0).values))
-    se = float(sem.values[i])
-    return [judge(
-        "Hebb's seed-mean generalisation error follows its exact N → ∞ curve ε = arccos(√(2α/(2α + π)))/π "
-        "(largest deviation in seed standard errors)",
-        "Engel & Van den Broeck 2001, ch. 2", theory=float(exact.values[i]), measured=float(mean.values[i]),
-        uncertainty=se, tolerance=HEBB_SIGMAS * se + HEBB_FINITE_SIZE / N,
-        where=where + f"; largest at α = {float(metrics['alpha'].values[i]):g}, "
-                      f"{float(z.values[i]):.2f} SE")]
+    se, m, t = float(sem.values[i]), float(mean.values[i]), float(exact.values[i])
+    tol = HEBB_SIGMAS * se + HEBB_FINITE_SIZE / N
+    note = ""
+    if abs(m - t) + se > tol:
+        note = f"at α = {float(metrics['alpha'].values[i]):g} the seed mean is {float(z.values[i]):.1f} SE from theory"
+        if student == "gibbs" and m < t:
+            note += (f"; the HMC chains ({metrics.attrs.get('gibbs_trajectories')} trajectories from the teacher, "
+                     f"{metrics.attrs.get('gibbs_burn_in')} discarded) may not have mixed away from the teacher")
+        elif student == "max_stability":
+            note += "; the replica-symmetric result and O(1/N) corrections at this N are the candidates"
+    return judge(text, source, theory=t, measured=m, uncertainty=se, tolerance=tol,
+                 where=where + f"; largest at α = {float(metrics['alpha'].values[i]):g}, {float(z.values[i]):.2f} SE",
+                 note=note)
+
+
+def _large_alpha(metrics, theory, student: str) -> Claim:
+    """α^γ ε at the largest α against the limit c of α^γ ε as α → ∞."""
+    from phaselab.theory import perceptron as tp
+
+    gamma, c = tp.large_alpha_limit(student)
+    mean, sem, n = _seed_error(metrics, student)
+    alphas = metrics["alpha"].values
+    i = int(np.argmax(alphas))
+    a, N = float(alphas[i]), int(metrics.attrs["N"])
+    scale = a ** gamma
+    rs = scale * float(theory["generalization_error"].sel(theory_student=student).values[i])
+    text = (f"large-α limit of the {student.replace('_', ' ')} student: {LIMIT_TEXT[student]} (α^γ ε at the largest "
+            "α; uncertainty α^γ × seed SE plus the theory's own distance to its limit there, tolerance α^γ × "
+            "(3 seed SE + 0.3/N))")
+    source = CURVES[student][1]
+    where = f"N = {N}, α = {a:g}, {int(n.values[i])} seeds; theory at this α: α^γ ε = {rs:.4f}"
+    if int(n.values[i]) < 2:
+        return judge(text, source, theory=c, measured=None, tolerance=0.0, where=where + ": fewer than 2 seeds")
+    se = scale * float(sem.values[i])
+    m = scale * float(mean.values[i])
+    gap = abs(rs - c)  # a systematic uncertainty of α^γ ε at finite α as an estimate of its limit
+    tol = HEBB_SIGMAS * se + scale * HEBB_FINITE_SIZE / N
+    note = ""
+    if abs(m - c) + se + gap > tol:
+        note = (f"α = {a:g} is {'not yet' if gap > tol else 'near'} the asymptotic regime (theory α^γ ε = {rs:.3f} "
+                f"against the limit {c:.3f}); the measurement sits {abs(m - rs) / se:.1f} seed SE from the theory "
+                "at that α")
+    return judge(text, source, theory=c, measured=m, uncertainty=se + gap, tolerance=tol, where=where, note=note)
+
+
+def _binary_transition(metrics, theory) -> Claim:
+    """The load where half the binary training sets leave only the teacher in the version space (probit fit of
+    the fraction, :func:`phaselab.theory.perceptron.half_load`) against Györgyi's α_c (N → ∞)."""
+    from phaselab.theory import perceptron as tp
+
+    alpha_c = float(theory.attrs["binary_transition"])
+    Nb = int(metrics.attrs["binary_N"])
+    alphas = metrics["binary_alpha"].values
+    alpha_exact = np.array(sizes(Nb, list(alphas))) / Nb
+    unique = metrics["binary_version_space_size"].values == 1  # (binary_alpha, binary_seed)
+    seeds = unique.shape[-1]
+    a, se = tp.half_load(alpha_exact, unique.sum(-1), np.full(len(alphas), seeds), increasing=True)
+    text = ("Györgyi's first-order transition of the binary (Ising) perceptron: the load where half the training "
+            "sets leave only the teacher in the version space (probit fit of the exact enumeration) equals "
+            f"α_c = {alpha_c:.3f} (tolerance 3 SE of the fitted load)")
+    source = "Györgyi 1990, Phys. Rev. A 41, 7097"
+    where = (f"N = {Nb}, {len(alphas)} values of α, {seeds} seeds; fraction unique: "
+             + ", ".join(f"{x:g}: {f:.2f}" for x, f in zip(alpha_exact, unique.mean(-1))))
+    if not np.isfinite(a):
+        return judge(text, source, theory=alpha_c, measured=None, tolerance=0.0, where=where,
+                     note="the fraction of unique version spaces does not cross ½ inside the α grid")
+    tol = BINARY_SIGMAS * se
+    note = ""
+    if abs(a - alpha_c) + se > tol:
+        note = (f"one N = {Nb}: the crossing is not extrapolated to N → ∞, and the neighbours at Hamming distance k "
+                "stay consistent with probability (1 − arccos(1 − 2k/N)/π)^P, so at small N the version space "
+                "empties of them only well beyond α_c")
+    return judge(text, source, theory=alpha_c, measured=a, uncertainty=se, tolerance=tol, where=where, note=note)
