@@ -86,6 +86,38 @@ def test_product_gate_error_coefficient_and_identity():
     np.testing.assert_allclose(th.product_identity(x), x.prod(1), atol=1e-12)
 
 
+def test_product_tree_error_against_quadrature_and_hand_value():
+    """C_n λ⁴ (first-order error propagation) against midpoint quadrature of the exact tree, and C_2 by hand."""
+    kappa = th.SOFTPLUS_D4 / (6 * th.SOFTPLUS_D2)  # −1/12
+    # n = 2: 9 κ² E[x²y²(x² + y²)²] = 9 κ² (2/21 + 2/25)
+    assert abs(th.product_tree_mse_coefficient(2) - 9 * kappa**2 * (2 / 21 + 2 / 25)) < 1e-15
+    lam = 0.02
+    for n, m in ((2, 600), (3, 120)):
+        g = (np.arange(m) + 0.5) / m * 2 - 1
+        x = np.stack(np.meshgrid(*[g] * n, indexing="ij"), -1).reshape(-1, n)
+        mse = np.mean((th.product_tree(x, lam) - x.prod(1)) ** 2) * 3.0**n
+        assert abs(mse / (th.product_tree_mse_coefficient(n) * lam**4) - 1) < 5e-3, n
+    # the tree is nested gates: ((x0 x1) x2) for n = 3; n − 1 gates, ⌈log2 n⌉ levels
+    x = np.random.default_rng(0).uniform(-1, 1, (20, 3))
+    nested = th.product_gate(th.product_gate(x[:, 0], x[:, 1], 0.1), x[:, 2], 0.1)
+    np.testing.assert_allclose(th.product_tree(x, 0.1), nested, rtol=0, atol=1e-13)
+    assert [len(th.product_tree_gates(n)) for n in (2, 5, 8)] == [1, 4, 7]
+    assert [th.product_tree_layers(n) for n in (2, 3, 4, 5, 8)] == [1, 2, 2, 3, 3]
+
+
+def test_equal_split_keeps_the_neuron_count():
+    for N in (8, 16, 24, 48):
+        for L in (1, 2, 3, 4):
+            w = th.equal_split(N, L)
+            assert sum(w) == N and len(w) == L and max(w) - min(w) <= 1
+    try:
+        th.equal_split(3, 4)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("3 neurons cannot fill 4 layers")
+
+
 def test_parity_variance_against_direct_enumeration():
     d = 5
     X = th.hypercube(d)
@@ -111,6 +143,16 @@ def test_depth_end_to_end(tmp_path):
         assert "long_name" in (m[var].attrs if var in m else t[var].attrs), var
     assert (m["regions_random_deep"] >= 1).all()
     assert (m["regions_random_deep"] <= t["regions_upper_deep"]).all()
+    # trained product nets: at initialisation f = 0, so the relative test MSE is the test set's mean (Π x)² / 3^−n,
+    # which is 1 (Var Π x_i = 3^−n) within its Monte Carlo error; equal neuron counts across depths
+    init = m["product_net_mse"].isel(product_step=0)
+    assert float(abs(init - m["product_test_second_moment"]).max()) < 1e-12 * float(init.max())
+    z = (m["product_test_second_moment"] - 1.0) / m["product_test_second_moment_se"]
+    assert (np.abs(z) < 4).all()
+    neurons = m["product_net_neurons"]
+    assert (neurons == m["budget"] * m["product_n"]).all()
+    assert (m["product_tree_mse"] > 0).all() and (t["product_tree_neurons"] == 4 * (m["product_n"] - 1)).all()
+    assert any(c.figure == "depth_multiply" for c in result.claims)
     assert len(result.claims) >= 8
     assert {c.verdict for c in result.claims} <= {"agrees", "disagrees", "inconclusive"}
     assert all(p.stat().st_size > 20_000 for p in result.figures.values())

@@ -21,6 +21,10 @@
   Serra, Tjandraatmadja & Ramalingam 2018, the simple form): Π_l Σ_{j ≤ min(n0, n_1, …, n_l)} binom(n_l, j).
 - Lin, Tegmark & Rolnick (2017): xy ≈ [σ(λ(x+y)) + σ(−λ(x+y)) − σ(λ(x−y)) − σ(−λ(x−y))] / (4λ²σ''(0)); by Taylor
   the error is xy · λ² σ''''(0) (x² + y²) / (6 σ''(0)) + O(λ⁴); and Π x_i = Σ_{s∈{±1}^n} (Π s_i)(s·x)^n / (2^n n!).
+  Deep: a binary tree of n − 1 gates (4(n − 1) neurons in ⌈log2 n⌉ hidden layers) computes Π x_i with error
+  κλ² Π x_i Σ_g (a_g² + b_g²) + O(λ⁴) (κ = σ''''(0)/(6σ''(0)); a_g, b_g the sub-products entering gate g), so its
+  mean squared error on U[−1, 1]^n relative to Var Π x_i = 3^−n is C_n λ⁴ with C_n in closed form
+  (product_tree_mse_coefficient).
 - Shalev-Shwartz, Shamir & Shammah (2017): parities h_v(x) = Π_{i∈v} x_i on {±1}^d, square loss
   F_v(w) = ½ E_x (p_w(x) − h_v(x))². Only −E_x[h_v(x) g(x)] (g = ∇_w p_w) depends on v, so with ĝ(v) = E_x[h_v g]
   (the Walsh–Fourier coefficients of g) the variance over all 2^d subsets v is
@@ -207,6 +211,62 @@ def product_identity(x: np.ndarray) -> np.ndarray:
     n = x.shape[-1]
     s = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)  # (2^n, n)
     return (np.prod(s, axis=1) * (x @ s.T) ** n).sum(-1) / (2**n * factorial(n))
+
+
+def product_tree_gates(n: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The binary tree of product gates over inputs 0 … n − 1, level by level (neighbours paired, an odd one carried
+    up): the leaf sets (A, B) of the two sub-products entering each of its n − 1 gates, in evaluation order."""
+    level, gates = [(i,) for i in range(n)], []
+    while len(level) > 1:
+        nxt = []
+        for j in range(0, len(level) - 1, 2):
+            gates.append((level[j], level[j + 1]))
+            nxt.append(level[j] + level[j + 1])
+        level = nxt + ([level[-1]] if len(level) % 2 else [])
+    return gates
+
+
+def product_tree_layers(n: int) -> int:
+    """Hidden layers of the tree of gates: ⌈log2 n⌉."""
+    return int(np.ceil(np.log2(n))) if n > 1 else 0
+
+
+def product_tree(x: np.ndarray, lam: float, sigma=softplus, d2: float = SOFTPLUS_D2) -> np.ndarray:
+    """Π x_i for x (…, n) by the binary tree of :func:`product_gate`s (4 neurons each, :func:`product_tree_gates`'
+    order): a deep network of 4(n − 1) neurons in ⌈log2 n⌉ hidden layers."""
+    x = np.asarray(x, dtype=float)
+    level = [x[..., i] for i in range(x.shape[-1])]
+    while len(level) > 1:
+        nxt = [product_gate(level[j], level[j + 1], lam, sigma, d2) for j in range(0, len(level) - 1, 2)]
+        level = nxt + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+
+
+def product_tree_mse_coefficient(n: int, d2: float = SOFTPLUS_D2, d4: float = SOFTPLUS_D4) -> float:
+    """C_n in E[(tree − Π x_i)²] / Var Π x_i = C_n λ⁴ + O(λ⁶), x ~ U[−1, 1]^n.
+
+    To first order in λ² every gate's error κλ² a b (a² + b²) reaches the output multiplied by the other leaves, so
+    tree − Π x = κλ² Π x Σ_g (a_g² + b_g²); expanding the square, every term is a monomial Π x_i^(2 m_i) with
+    E = Π 1/(2 m_i + 1); Var Π x_i = 3^−n."""
+    kappa = d4 / (6.0 * d2)
+    sets = [s for gate in product_tree_gates(n) for s in gate]
+    total = 0.0
+    for A in sets:
+        for B in sets:
+            m = np.ones(n)
+            m[list(A)] += 1
+            m[list(B)] += 1
+            total += float(np.prod(1.0 / (2.0 * m + 1.0)))
+    return kappa**2 * total * 3.0**n
+
+
+def equal_split(neurons: int, layers: int) -> list[int]:
+    """Widths of ``layers`` hidden layers holding ``neurons`` in total, as equal as integers allow (the first
+    ones one wider): the equal-neuron-count comparison of shallow and deep networks."""
+    q, r = divmod(int(neurons), int(layers))
+    if q < 1:
+        raise ValueError(f"{neurons} neurons cannot fill {layers} hidden layers")
+    return [q + (i < r) for i in range(layers)]
 
 
 # ------------------------------------------------------------------------- Shalev-Shwartz et al. 2017 parity

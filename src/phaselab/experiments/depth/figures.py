@@ -10,7 +10,16 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from phaselab.plots import CI_LABEL, colors, errorbar, mean_band, new_figure, provenance, seed_stats  # noqa: E402
+from phaselab.plots import (  # noqa: E402
+    CI_LABEL,
+    colors,
+    errorbar,
+    mean_band,
+    new_figure,
+    plain_log_axis,
+    provenance,
+    seed_stats,
+)
 
 
 def _ok(metrics, name):
@@ -98,6 +107,54 @@ def depth_product(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     ax2.set_title("Π x_i from one hidden layer of 2^n neurons")
     ax2.legend(fontsize=8)
     fig.suptitle("Multiplication (Lin, Tegmark & Rolnick 2017)", fontsize=11)
+    fig.phaselab_metadata = provenance(metrics)
+    return fig
+
+
+def depth_multiply(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
+    """Trained tanh nets of 1–4 hidden layers at equal neurons, one panel an n; the tree of gates against C_n λ⁴."""
+    pn = metrics["product_n"].values
+    fig, axes = new_figure(len(pn) + 1, panel_w=4.2, panel_h=3.9, extra_h=0.9)
+    layers = metrics["layers"].values
+    cols = colors(len(layers), "plasma")
+    for ax, n in zip(axes[0], pn):
+        N = metrics["product_net_neurons"].sel(product_n=n)
+        for color, L in zip(cols, layers):
+            v = metrics["product_net_best"].sel(product_n=n, layers=L).transpose("product_seed", "budget").values
+            mean, lo, hi, _ = seed_stats(v, 0)
+            errorbar(ax, N.sel(layers=L).values * (1 + 0.02 * (L - 1)), mean, lo, hi, color=color, marker="o",
+                     markersize=4, label=f"trained: {int(L)} hidden layer{'s' if L > 1 else ''} (seed mean, 95 % CI)")
+        ax.axhline(1.0, color="0.4", linestyle=":", label="f = 0 (initialisation): MSE = Var Π x_i")
+        tree_n = int(theory["product_tree_neurons"].sel(product_n=n))
+        ax.axvline(tree_n, color="k", linestyle="--",
+                   label="theory: tree of gates, 4(n − 1) neurons in ⌈log2 n⌉ layers, MSE C_n λ⁴ → 0")
+        ax.axvline(float(theory["product_shallow_neurons"].sel(product_n=n)), color="tab:green", linestyle="-.",
+                   label="theory: one layer exact from 2^n neurons (smooth σ)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
+        ax.set_ylim(top=max(2.0, ax.get_ylim()[1]))
+        ax.set_xlabel("hidden neurons N in total (dimensionless)")
+        ax.set_ylabel("test MSE / Var Π x_i (dimensionless)")
+        ax.set_title(f"n = {int(n)}: target Π x_i, x ~ U[−1, 1]^{int(n)}", fontsize=9)
+    ax = axes[0][-1]
+    lam = metrics["lam"].values
+    for color, n in zip(colors(len(pn)), pn):
+        mc, se = metrics["product_tree_mse"].sel(product_n=n), metrics["product_tree_mse_se"].sel(product_n=n)
+        ax.errorbar(lam, mc, yerr=2 * se, fmt="o", color=color, markersize=4,
+                    label=f"measured (Monte Carlo ± 2 s.e.): n = {int(n)}")
+        ax.plot(lam, theory["product_tree_theory"].sel(product_n=n), "--", color=color)
+    ax.plot([], [], "k--", label="theory: C_n λ⁴ (closed form)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("gate input scale λ (dimensionless)")
+    ax.set_ylabel("tree MSE / Var Π x_i (dimensionless)")
+    ax.set_title("the constructive deep network: n − 1 softplus gates", fontsize=9)
+    ax.legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle("Products of n inputs at equal neuron counts (Lin, Tegmark & Rolnick 2017): trained tanh networks "
+                 "by online SGD, each at its best learning rate", fontsize=10)
     fig.phaselab_metadata = provenance(metrics)
     return fig
 

@@ -22,6 +22,8 @@ def train(run: Run, cell, data):
         return train_regions(run, cell)
     if isinstance(cell, light.ProductCell):
         return train_product(run, cell)
+    if isinstance(cell, light.ProductNetCell):
+        return train_product_net(run, cell)
     return train_parity(run, cell)
 
 
@@ -189,7 +191,7 @@ def train_product(run: Run, cell: light.ProductCell):
     ns = list(range(2, cell.max_n + 1))
     ident = []
     for nn in ns:
-        pts = data.rng(run.seed, light.PARITY_PROBE + 1, nn).uniform(-1.0, 1.0, (1000, nn))
+        pts = data.rng(run.seed, light.PRODUCT_IDENTITY_POINTS, nn).uniform(-1.0, 1.0, (1000, nn))
         ident.append(float(np.abs(th.product_identity(pts) - pts.prod(1)).max()))
     return xr.Dataset(
         {"product_gate_error": (("lam",), err, {"long_name": "largest |gate(x, y) − xy| on [−1, 1]²", "units": "1"}),
@@ -197,6 +199,109 @@ def train_product(run: Run, cell: light.ProductCell):
              "long_name": "largest |Σ_s (Π s)(s·x)^n/(2^n n!) − Π x| at 1000 random points of [−1, 1]^n",
              "units": "1"})},
         coords={"lam": lams, "n_inputs": ns})
+
+
+def _relative_mse(spec, sets: dict):
+    """evaluate(params) → {name: mean (f − y)² over the set}, y the standardised target (so: MSE / Var Π x_i)."""
+    from phaselab.engines.mlp import mlp_logits
+
+    def evaluate(p):
+        return {name: ((mlp_logits(spec, p, x)[..., 0] - y) ** 2).mean(-1) for name, (x, y) in sets.items()}
+
+    return evaluate
+
+
+def train_product_net(run: Run, cell: light.ProductNetCell):
+    """tanh networks of L hidden layers sharing N = budget · n neurons (:func:`theory.depth.equal_split`), trained by
+    online SGD on y = Π x_i / 3^(−n/2), x ~ U[−1, 1]^n fresh each step, output layer zero at initialisation (f = 0:
+    relative MSE 1). One ensemble per (N, L): seeds × learning rates, the same init and stream for every rate;
+    relative MSE on a validation set (picks the rate) and a test set. Beside it, the tree of softplus gates' MSE by
+    Monte Carlo for each λ of ``product.lam``."""
+    import torch
+    import xarray as xr
+
+    from phaselab import data
+    from phaselab.engines.ensemble import MLPSpec, train_ensemble
+    from phaselab.models import deep_mlp
+
+    exp, n = run.exp["product_nets"], cell.n
+    S, lrs = exp["seeds"], sorted(exp["lr"])
+    budgets, layers = sorted(exp["budgets"]), sorted(exp["layers"])
+    R, B = len(lrs), exp["batch_size"]
+    scale = 3.0 ** (n / 2)  # 1 / sd(Π x_i)
+
+    def sample(g, size):
+        x = g.uniform(-1.0, 1.0, (size, n))
+        return torch.as_tensor(x), torch.as_tensor(x.prod(1) * scale)
+
+    sets = {"val": sample(data.rng(run.seed, light.PRODUCT_NET_VALIDATION, n), exp["n_val"]),
+            "test": sample(data.rng(run.seed, light.PRODUCT_NET_TEST, n), exp["n_test"])}
+    spec = MLPSpec("tanh", "squared")
+    steps = sorted({round(i * exp["steps"] / exp["checkpoints"]) for i in range(exp["checkpoints"] + 1)})
+    shape = (len(budgets), len(layers))
+    test = np.full((*shape, R, S, len(steps)), np.nan)
+    val = np.full((*shape, R, S), np.nan)
+    status = np.empty((*shape, R, S), dtype=object)
+    neurons = np.zeros(shape, dtype=int)
+    for i, b in enumerate(budgets):
+        for j, L in enumerate(layers):
+            widths = th.equal_split(b * n, L)
+            neurons[i, j] = sum(widths)
+            seeds = [data.derive_seed(run.seed, light.PRODUCT_NET_INIT, n, b, L, s) for s in range(S)]
+            params = deep_mlp.init_mlp([n, *widths, 1], seeds * R, "tanh", output_scale=0.0)
+            lr = torch.as_tensor(np.repeat(lrs, S))
+            gen = torch.Generator().manual_seed(data.derive_seed(run.seed, light.PRODUCT_NET_STREAM, n, b, L) % 2**63)
+
+            def batches(step, gen=gen):  # one stream a seed, shared by the learning rates
+                x = 2.0 * torch.rand((S, B, n), generator=gen, dtype=torch.float64) - 1.0
+                x = x.repeat(R, 1, 1)
+                return x, x.prod(-1, keepdim=True) * scale
+
+            res = train_ensemble(params, None, batches, lr, steps, _relative_mse(spec, sets), batch_in_dims=0,
+                                 model=spec, log=run.log_file)
+            test[i, j] = res.metrics["test"].reshape(R, S, len(steps))
+            val[i, j] = res.metrics["val"][:, -1].reshape(R, S)
+            status[i, j] = _status(res.diverged_step).reshape(R, S)
+            run.log(f"n = {n}, N = {b * n}, L = {L} {widths}: relative test MSE "
+                    + ", ".join(f"lr {r}: {np.nanmean(test[i, j, k, :, -1]):.3f}" for k, r in enumerate(lrs)))
+    with np.errstate(all="ignore"):
+        mean_val = np.nanmean(val, axis=-1)  # (budget, layers, lr)
+    chosen = np.argmin(np.where(np.isfinite(mean_val), mean_val, np.inf), axis=-1)
+    best = np.take_along_axis(test[..., -1], chosen[..., None, None], axis=2)[:, :, 0]  # (budget, layers, seed)
+    y2 = sets["test"][1].numpy() ** 2
+    lams = sorted(run.exp["product"]["lam"])
+    pts = data.rng(run.seed, light.PRODUCT_TREE_POINTS, n).uniform(-1.0, 1.0, (exp["tree_points"], n))
+    sq = np.stack([(th.product_tree(pts, lam) - pts.prod(1)) ** 2 * 3.0**n for lam in lams])
+    ex = lambda v: np.asarray(v)[None]  # noqa: E731
+    dims = ("product_n", "budget", "layers")
+    return xr.Dataset(
+        {
+            "product_net_mse": ((*dims, "product_lr", "product_seed", "product_step"), ex(test), {
+                "long_name": "test MSE / Var Π x_i of the trained network", "units": "1"}),
+            "product_net_val_mse": ((*dims, "product_lr", "product_seed"), ex(val), {
+                "long_name": "validation MSE / Var Π x_i after training (chooses the learning rate)", "units": "1"}),
+            "product_net_status": ((*dims, "product_lr", "product_seed"), ex(status.astype(str)), {
+                "long_name": "member status (ok / diverged)"}),
+            "product_net_best": ((*dims, "product_seed"), ex(best), {
+                "long_name": "test MSE / Var Π x_i after training, at the learning rate of least validation error",
+                "units": "1"}),
+            "product_net_best_lr": (dims, ex(np.asarray(lrs)[chosen]), {
+                "long_name": "learning rate of least validation error", "units": "1"}),
+            "product_net_neurons": (dims, ex(neurons), {"long_name": "hidden neurons in total", "units": "1"}),
+            "product_test_second_moment": (("product_n",), [float(y2.mean())], {
+                "long_name": "mean of (Π x_i)² / 3^−n over the test set: the relative MSE of f = 0", "units": "1"}),
+            "product_test_second_moment_se": (("product_n",), [float(y2.std(ddof=1) / np.sqrt(len(y2)))], {
+                "long_name": "its standard error", "units": "1"}),
+            "product_tree_mse": (("product_n", "lam"), sq.mean(1)[None], {
+                "long_name": "MSE / Var Π x_i of the binary tree of softplus gates (Monte Carlo)", "units": "1"}),
+            "product_tree_mse_se": (("product_n", "lam"), (sq.std(1, ddof=1) / np.sqrt(sq.shape[1]))[None], {
+                "long_name": "standard error of the tree's Monte Carlo MSE", "units": "1"}),
+        },
+        coords={"product_n": [n], "budget": budgets, "layers": layers, "product_lr": lrs,
+                "product_seed": np.arange(S), "product_step": steps, "lam": lams},
+        attrs={"product_net_steps": exp["steps"], "product_net_batch_size": B,
+               "product_tree_points": exp["tree_points"]},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- parity
@@ -319,6 +424,8 @@ def theory(run: Run, metrics):
     width = int(metrics.attrs.get("regions_width", run.exp["regions"]["width"]))
     lam = metrics["lam"].values
     d = metrics["d"].values
+    pn = metrics["product_n"].values
+    coef = np.array([th.product_tree_mse_coefficient(int(nn)) for nn in pn])
     return xr.Dataset(
         {
             "tent_upper": (("k", "units"), upper, {
@@ -339,11 +446,22 @@ def theory(run: Run, metrics):
                 "long_name": "upper bound Π_l Σ_{j≤2} binom(n, j) for L layers of width n", "units": "1"}),
             "product_gate_theory": (("lam",), th.product_gate_error_coefficient() * lam**2, {
                 "long_name": "leading term |σ''''(0)/(6σ''(0))| · 2 λ² of the gate's largest error", "units": "1"}),
+            "product_tree_theory": (("product_n", "lam"), coef[:, None] * lam[None, :] ** 4, {
+                "long_name": "C_n λ⁴: leading MSE / Var Π x_i of the binary tree of softplus gates (closed form)",
+                "units": "1"}),
+            "product_tree_neurons": (("product_n",), 4 * (pn - 1), {
+                "long_name": "neurons of the tree of gates, 4(n − 1)", "units": "1"}),
+            "product_tree_layers": (("product_n",), [th.product_tree_layers(int(nn)) for nn in pn], {
+                "long_name": "hidden layers of the tree of gates, ⌈log2 n⌉", "units": "1"}),
+            "product_shallow_neurons": (("product_n",), 2**pn, {
+                "long_name": "neurons of the exact one-hidden-layer identity, 2^n", "units": "1"}),
+            "product_net_init": (("product_n",), np.ones(len(pn)), {
+                "long_name": "MSE / Var Π x_i of f = 0 (the networks at initialisation)", "units": "1"}),
             "parity_fraction": (("d",), 2.0 ** -d.astype(float), {
                 "long_name": "2^−d: bound on Var_v ∇F_v / E‖∇p‖² (Parseval)", "units": "1"}),
             "parity_chance": (("d",), np.full(len(d), 0.5), {"long_name": "chance accuracy", "units": "1"}),
         },
-        coords={"k": k, "units": N, "depth": depths, "lam": lam, "d": d},
+        coords={"k": k, "units": N, "depth": depths, "lam": lam, "d": d, "product_n": pn},
         attrs={"references": light.REFERENCES + "; shared/reference/theory.md section 10"},
     )
 
@@ -361,12 +479,86 @@ PRODUCT_SLOPE_TOLERANCE = 0.05
 REGIONS_LOG2_TOLERANCE = 1.0
 # Accuracy at the largest d against chance: 0.05 (a learner that found the parity is near 1).
 CHANCE_TOLERANCE = 0.05
+# Tree of gates at the smallest λ (≤ 0.05): the next Taylor term changes the MSE by a relative O(λ²) — measured
+# ≤ 0.3 % at λ = 0.05 for n ≤ 8 — so 2 % relative, with the Monte Carlo error as the uncertainty.
+TREE_RELATIVE_TOLERANCE = 0.02
 
 
 def _sem(v, axis):
     v = np.asarray(v, dtype=float)
     cnt = np.sum(np.isfinite(v), axis=axis)
     return np.nanstd(v, axis=axis, ddof=1) / np.sqrt(cnt)
+
+
+def _welch(a, b) -> tuple[float, float]:
+    """mean(a) − mean(b) and the 95 % Student-t half-width of the difference (Welch's degrees of freedom)."""
+    from scipy.stats import t as student_t
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) < 2 or len(b) < 2:
+        return float("nan"), float("nan")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if va + vb > 0 else len(a) + len(b) - 2
+    return float(a.mean() - b.mean()), float(student_t.ppf(0.975, dof) * np.sqrt(va + vb))
+
+
+def _product_claims(metrics, theory) -> list[Claim]:
+    """The tree of gates against its closed form; trained deep vs shallow networks at equal neurons."""
+    out = []
+    pn = metrics["product_n"].values
+    lam0 = float(metrics["lam"].min())
+    mc = metrics["product_tree_mse"].sel(lam=lam0)
+    cf = theory["product_tree_theory"].sel(lam=lam0)
+    dev = np.abs(mc / cf - 1.0).values
+    at = int(np.argmax(dev))
+    out.append(judge(
+        f"the binary tree of n − 1 softplus gates (4(n − 1) neurons, ⌈log2 n⌉ layers) has MSE / Var Π x_i = C_n λ⁴ "
+        f"(Monte Carlo / closed form at λ = {lam0:g}, the n of largest deviation; tolerance 2 %: the O(λ²) next "
+        "term)", "Lin, Tegmark & Rolnick 2017", theory=1.0, measured=float((mc / cf).values[at]),
+        uncertainty=2.0 * float((metrics["product_tree_mse_se"].sel(lam=lam0) / cf).values[at]),
+        tolerance=TREE_RELATIVE_TOLERANCE, figure="depth_multiply",
+        where=f"n ∈ {list(map(int, pn))}, worst n = {int(pn[at])}; {metrics.attrs.get('product_tree_points')} points"))
+    layers = metrics["layers"].values
+    steps = metrics.attrs.get("product_net_steps")
+    for nn in pn:
+        nn = int(nn)
+        deep_L = min(th.product_tree_layers(nn), int(layers.max()))
+        if nn < 4 or deep_L < 2 or 1 not in layers or deep_L not in layers:
+            continue
+        tree = float(metrics["product_tree_mse"].sel(product_n=nn, lam=lam0))
+        for b in metrics["budget"].values:
+            N = int(b) * nn
+            if N < 4 * nn:
+                continue
+            best = metrics["product_net_best"].sel(product_n=nn, budget=b)
+            shallow, deep = best.sel(layers=1).values, best.sel(layers=deep_L).values
+            gap, half = _welch(shallow, deep)
+            can_buy = float(np.nanmean(shallow)) - tree
+            if np.isfinite(gap) and gap - half > 0:
+                note = (f"depth helps significantly: one layer {np.nanmean(shallow):.3g}, {deep_L} layers "
+                        f"{np.nanmean(deep):.3g} (95 % Student-t interval of the difference excludes 0)")
+            elif np.isfinite(gap) and gap + half < 0:
+                note = (f"the deep nets train worse: {deep_L} narrow layers of ≈{N // deep_L} tanh units reach "
+                        f"{np.nanmean(deep):.3g} against {np.nanmean(shallow):.3g} for one layer in {steps} plain SGD "
+                        "steps — the tree of gates exists at this size, but SGD does not find it")
+            elif np.nanmean(shallow) > 0.5 and np.nanmean(deep) > 0.5:
+                note = (f"neither depth learns the product of {nn} inputs in {steps} SGD steps (both near the "
+                        f"f = 0 error 1): Π x_i is orthogonal to every function of fewer inputs, like a parity, so "
+                        f"SGD from f = 0 starts without signal")
+            else:
+                note = f"{len(shallow)} seeds: the difference's 95 % interval ±{half:.2g} straddles 0"
+            out.append(judge(
+                f"n = {nn}, N = {N} neurons: {deep_L} hidden layers (the tree's depth ⌈log2 n⌉) reach a lower "
+                f"test MSE / Var Π x_i than one (difference 1 layer − {deep_L} layers, each at its best learning "
+                "rate; theory: positive, at most the shallow error less the tree's C_n λ⁴, which N ≥ 4(n − 1) "
+                "neurons afford; tolerance the same, so agrees = a difference in (0, 2 × theory])",
+                "Lin, Tegmark & Rolnick 2017", theory=can_buy, measured=gap, uncertainty=half,
+                tolerance=max(can_buy, 0.0),
+                figure="depth_multiply", note=note,
+                where=f"{int(np.isfinite(shallow).sum())} + {int(np.isfinite(deep).sum())} seeds, {steps} SGD steps; "
+                      "95 % Student-t (Welch) interval"))
+    return out
 
 
 def claims(metrics, theory) -> list[Claim]:
@@ -422,6 +614,7 @@ def claims(metrics, theory) -> list[Claim]:
                      "Lin, Tegmark & Rolnick 2017", theory=0.0,
                      measured=float(metrics["product_identity_error"].max()), tolerance=1e-10,
                      where=f"n = 2 … {int(metrics['n_inputs'].max())}"))
+    out += _product_claims(metrics, theory)
     d = int(metrics["d"].max())
     # No claim on the Monte Carlo variance (grad_variance_mc, drawn in the figure): parities drawn uniformly mostly
     # miss the few low-degree ones that carry the gradient, so the estimate is skewed and its standard error hides
