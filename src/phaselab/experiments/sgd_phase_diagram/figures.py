@@ -65,6 +65,14 @@ PHASE_NOTE = (
     "κ+δ > 0: perfect learning  |  κ+δ = 0: Saad–Solla  |  "
     "−½ < κ+δ < 0: noise dominated  |  κ+δ ≤ −½: no ODE limit"
 )
+# the theory drawn for each cell (theory.nc ``theory_regime``), as a short code in the cell's corner
+REGIME_CODES = {
+    "Saad-Solla ODE": ("SS", "Saad–Solla ODE"),
+    "ODE at the cell's eta (perfect learning)": ("PL", "ODE at the cell's η (R → c·η·Δ → 0)"),
+    "finite-d ODE and d->inf orange ODE": ("OR", "finite-d ODE + d→∞ orange ODE"),
+    "no ODE limit": ("–", "no ODE limit, no theory curve"),
+    "ODE not computed (p > max_width)": ("W", "p > theory.max_width: ODE not computed"),
+}
 
 
 # --------------------------------------------------------------------------- #
@@ -184,6 +192,10 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
     kappas = metrics["kappa"].values.astype(float)
     deltas = metrics["delta"].values.astype(float)
     ke, de = _edges(kappas), _edges(deltas)
+    regimes = None
+    if theory is not None and "theory_regime" in theory:
+        reg = _sorted(theory)["theory_regime"].transpose(*order)
+        regimes = np.vectorize(decode, otypes=[object])(reg.values) if reg.size else reg.values
 
     good = np.isfinite(mean) & (mean > 0)
     if good.any():
@@ -240,6 +252,14 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
                         bbox=dict(boxstyle="round,pad=0.15", facecolor="white",
                                   edgecolor="none", alpha=0.8))
 
+        if regimes is not None:
+            for i in range(len(deltas)):
+                for j in range(len(kappas)):
+                    code = REGIME_CODES.get(regimes[k, i, j], ("?", ""))[0]
+                    ax.text(ke[j] + 0.06 * (ke[j + 1] - ke[j]), de[i] + 0.06 * (de[i + 1] - de[i]), code,
+                            ha="left", va="bottom", fontsize=6.5, color="black", zorder=6, gid="theory-regime",
+                            bbox=dict(boxstyle="round,pad=0.1", facecolor="white", edgecolor="none", alpha=0.7))
+
         cap_pts = [(kp, dl) for i, dl in enumerate(deltas) for j, kp in enumerate(kappas) if capped[k, i, j]]
         if cap_pts:
             xs, ys = zip(*cap_pts)
@@ -292,6 +312,10 @@ def phase_diagram(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figu
                              label="no finite positive result"))
     narrow = nd < 2
     note = PHASE_NOTE.replace("  |  −½", "\n−½") if narrow else PHASE_NOTE
+    if regimes is not None:
+        used = [c for c in REGIME_CODES if c in set(regimes.ravel())]
+        note += "\ntheory drawn per cell (corner code): " + "  |  ".join(
+            f"{REGIME_CODES[c][0]} {REGIME_CODES[c][1]}" for c in used)
     fig.legend(handles=handles, loc="outside lower center",
                ncol=1 if narrow else min(len(handles), 3),
                fontsize=8.5, title=note, title_fontsize=8.5, frameon=False)
@@ -315,22 +339,31 @@ def _line_cells(metrics: xr.Dataset, predicate) -> list[tuple[float, float]]:
 
 
 def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure:
-    """R(t) on the κ+δ = 0 line: one panel per (κ, δ = −κ) cell, one colour per d.
+    """R(t) on the κ+δ = 0 line: one panel per (κ, δ = −κ) cell, one colour per d; then one panel (gid
+    ``"orange panel kappa=<κ> delta=<δ>"``) per cell of the orange region −½ < κ+δ < 0 that has theory.
 
     Simulation: mean over non-diverged seeds (solid, gid ``"sim:d=<d>"``) with a
     95 % CI band of the seed mean over the same seeds; ODE: mean of ``theory.ode_risk`` over all
-    seeds where computed (dashed dark line, gid ``"ode:d=<d>"``).  ``time == 0``
+    seeds where computed (dashed dark line, gid ``"ode:d=<d>"``; in the orange panels the full ODE at the
+    cell's own η); d → ∞ orange ODE: mean of ``theory.orange_limit_risk`` (dotted, gid
+    ``"orange-limit:d=<d>"``). Each panel's title names the theory drawn. ``time == 0``
     and non-positive / NaN values are not drawn (log-log axes).
     """
     metrics = _sorted(metrics)
     theory = _sorted(theory)
     cells = _line_cells(metrics, lambda k, d: abs(k + d) < LINE_TOL)
+    limit_var = theory["orange_limit_risk"] if theory is not None and "orange_limit_risk" in theory else None
+    orange = [] if limit_var is None else _line_cells(
+        metrics, lambda k, d: -0.5 + LINE_TOL < k + d < -LINE_TOL
+        and bool(np.isfinite(sel_cell(limit_var, kappa=k, delta=d).values).any()))
     ctx = _title_context(metrics)
     title = "Excess risk R(t) on the Saad–Solla line κ+δ = 0: simulation vs ODE"
+    if orange:
+        title += "; orange region −½ < κ+δ < 0: vs the finite-d ODE and the d → ∞ orange ODE"
     if ctx:
         title += f"\n{ctx}"
 
-    if not cells:
+    if not cells and not orange:
         fig, axes = new_figure(1, panel_w=6.0, panel_h=4.0, extra_h=0.6)
         empty_panel(axes[0, 0], "no cells on the κ+δ=0 line in this grid",
                      TIME_LABEL, CURVE_RISK_LABEL)
@@ -346,14 +379,15 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
     time = metrics["time"].values.astype(float)
     tpos = time > 0
 
-    ncols = min(len(cells), 3)
-    nrows = int(np.ceil(len(cells) / ncols))
+    panels = [(kp, dl, False) for kp, dl in cells] + [(kp, dl, True) for kp, dl in orange]
+    ncols = min(len(panels), 3)
+    nrows = int(np.ceil(len(panels) / ncols))
     fig, axes = new_figure(ncols, nrows, panel_w=4.6, panel_h=3.8, extra_h=1.0)
     flat = axes.ravel()
     ode_var = theory["ode_risk"] if theory is not None and "ode_risk" in theory else None
     any_ode = False
 
-    for ax, (kp, dl) in zip(flat, cells):
+    for ax, (kp, dl, in_orange) in zip(flat, panels):
         widths, notes = [], []
         drew = False
         for k, d in enumerate(ds_):
@@ -388,13 +422,24 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
                         any_ode = drew = True
                         ax.plot(to[op][ov], om[ov], color=_darken(c), linestyle="--",
                                 linewidth=1.6, gid=f"ode:d={int(d)}", zorder=4)
+            if in_orange:
+                o = sel_cell(limit_var, d=d, kappa=kp, delta=dl)
+                to = o["time"].values.astype(float)
+                op = to > 0
+                om, _, _, _ = seed_stats(o.transpose("seed", "time").values[:, op], axis=0)
+                ov = np.isfinite(om) & (om > 0)
+                if ov.any():
+                    drew = True
+                    ax.plot(to[op][ov], om[ov], color=_darken(c), linestyle=":", linewidth=1.8,
+                            gid=f"orange-limit:d={int(d)}", zorder=4)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(TIME_LABEL)
         ax.set_ylabel(CURVE_RISK_LABEL)
         ptxt = f"; p = {', '.join(widths)}" if widths else ""
-        ax.set_title(f"κ = {fmt(kp)}, δ = {fmt(dl)}{ptxt}", fontsize=10)
-        ax.set_gid(f"panel kappa={kp:g} delta={dl:g}")
+        which = "theory: finite-d ODE (--), d→∞ orange ODE (:)" if in_orange else "theory: Saad–Solla ODE (--)"
+        ax.set_title(f"κ = {fmt(kp)}, δ = {fmt(dl)}{ptxt}\n{which}", fontsize=9.5)
+        ax.set_gid(f"{'orange ' if in_orange else ''}panel kappa={kp:g} delta={dl:g}")
         if notes:
             ax.text(0.03, 0.03, "\n".join(notes), transform=ax.transAxes, fontsize=7.5,
                     va="bottom", ha="left",
@@ -403,7 +448,7 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
         if not drew:
             ax.text(0.5, 0.5, "no finite risk values in this cell", ha="center",
                     va="center", transform=ax.transAxes)
-    for ax in flat[len(cells):]:
+    for ax in flat[len(panels):]:
         ax.set_visible(False)
 
     handles = [Line2D([], [], color=colors[k], linewidth=1.8,
@@ -411,9 +456,13 @@ def risk_curves(metrics: xr.Dataset, theory: xr.Dataset | None = None) -> Figure
     handles.append(Patch(facecolor="0.6", alpha=0.35,
                          label="band: 95 % CI of the seed mean (Student t) over non-diverged seeds (line: seed mean)"))
     handles.append(Line2D([], [], color="black", linestyle="--", linewidth=1.6,
-                          label="ODE (Saad & Solla), seed mean" + ("" if any_ode else " — not computed")))
+                          label="ODE (Saad & Solla), seed mean" + ("" if any_ode else " — not computed")
+                          + ("; orange panels: the full ODE at the cell's own η" if orange else "")))
+    if orange:
+        handles.append(Line2D([], [], color="black", linestyle=":", linewidth=1.8,
+                              label="d → ∞ orange ODE (noise terms only, M frozen), seed mean"))
     fig.legend(handles=handles, loc="outside lower center",
-               ncol=min(len(handles), 4), fontsize=8.5, frameon=False)
+               ncol=2 if orange else min(len(handles), 4), fontsize=8.5, frameon=False)
     fig.suptitle(title, fontsize=11)
     fig.phaselab_metadata = provenance(metrics)
     return fig

@@ -183,12 +183,12 @@ def claims(metrics, theory) -> list[Claim]:
     """The paper's statements about the phase diagram, each judged on the cells of this grid that test it:
     (a) simulation = ODE on κ + δ = 0, the deviation shrinking like d^−½; (b) R∞ ∝ d^−δ at κ = 0;
     (c) perfect learning for κ + δ > 0; (d) the phase of every cell; (e) in the orange region the finite-d ODE
-    tracks the simulation's peak. A statement whose cells are absent from the grid is reported inconclusive with
+    tracks the simulation (its plateau). A statement whose cells are absent from the grid is reported inconclusive with
     the reason ("not in this grid: ...")."""
     from phaselab.theory.phase_diagram import ORANGE, SAAD_SOLLA
 
     return [_line_scaling(metrics, theory, SAAD_SOLLA), *_plateau_scaling(metrics, theory),
-            *_perfect_learning_and_phases(metrics, theory), _orange_peak(metrics, theory, ORANGE)]
+            *_perfect_learning_and_phases(metrics, theory), _orange_plateau(metrics, theory, ORANGE)]
 
 
 def _line_scaling(metrics, theory, saad_solla: str) -> Claim:
@@ -344,35 +344,39 @@ def xr_where_finite(x, cond, fallback):
     return cond.where(x.notnull(), fallback).astype(bool)
 
 
-def _orange_peak(metrics, theory, orange: str) -> Claim:
-    """(e) −½ < κ + δ < 0: the largest seed-mean risk over t > 0 against the finite-d ODE's, cell by cell."""
+def _orange_plateau(metrics, theory, orange: str) -> Claim:
+    """(e) −½ < κ + δ < 0: the seed-mean risk at the end of the run against the finite-d ODE's, cell by cell.
+
+    From this experiment's random start the risk falls from its initial value to a plateau set by the η² noise
+    terms (there is no peak: the paper's peak comes from an informed start, which the sgd_trade_off type runs), so
+    the finite-d ODE is tested where the finite-size effect is strongest, on that plateau."""
     from phaselab.experiments.sgd_trade_off.stages import finite_size_tolerance
 
-    text = ("orange region −½ < κ + δ < 0: the peak (largest seed-mean risk over t > 0) of the simulation follows "
-            "the full Saad–Solla ODE at the cell's own η (relative deviation; tolerance 2/√d, the finite-d "
-            "fluctuation of the order parameters; uncertainty: the seed SEM at the simulated peak)")
+    text = ("orange region −½ < κ + δ < 0: the simulation's plateau (seed-mean risk at the end of the run) follows "
+            "the full Saad–Solla ODE at the cell's own η, not the d → ∞ orange ODE (relative deviation from the "
+            "finite-d ODE; tolerance 2/√d, the finite-d fluctuation of the order parameters; uncertainty: the seed "
+            "SEM)")
     source = SOURCE + ", fig. 7; theory.md §8"
     on = theory["theory_regime"] == orange
     if not on.any():
         return judge(text, source, theory=0.0, measured=None, tolerance=0.0, figure="risk_curves",
                      note="not in this grid: no cell with −½ < κ + δ < 0 and p ≤ theory.max_width")
-    risk = _ok(metrics).where(metrics["time"] > 0)
-    sim = risk.mean("seed")
+    fin = _ok(metrics, "final_risk")
     rows = []
     for d in metrics["d"].values:
         for kp in metrics["kappa"].values:
             for dl in metrics["delta"].values:
                 at = dict(d=d, kappa=kp, delta=dl)
-                if not bool(on.sel(at)) or not sim.sel(at).notnull().any():
+                if not bool(on.sel(at)) or not fin.sel(at).notnull().any():
                     continue
-                s = sim.sel(at)
-                i = int(s.argmax("time"))
-                peak, sem = float(s.isel(time=i)), float(_sem(risk.sel(at)).isel(time=i))
-                ode = float(theory["ode_risk"].sel(at).where(theory["time"] > 0).mean("seed").max())
-                lim = float(theory["orange_limit_risk"].sel(at).where(theory["time"] > 0).mean("seed").max())
+                sim, sem = float(fin.sel(at).mean()), float(_sem(fin.sel(at)))
+                ode = float(theory["ode_final_risk"].sel(at).mean())
+                last = theory["orange_limit_risk"].sel(at).mean("seed").dropna("time")
+                lim = float(last[-1]) if last.size else float("nan")
                 tol = finite_size_tolerance(int(d))
-                rows.append((abs(peak - ode) / ode / tol, abs(peak - ode) / ode, sem / ode, tol,
-                             f"{_cell(d, kp, dl)}: sim {peak:.3g} ± {sem:.2g}, ODE {ode:.3g}, d→∞ {lim:.3g}"))
+                rows.append((abs(sim - ode) / ode / tol, abs(sim - ode) / ode, sem / ode, tol,
+                             f"{_cell(d, kp, dl)}: sim {sim:.3g} ± {sem:.2g}, finite-d ODE {ode:.3g}, "
+                             f"d→∞ orange ODE {lim:.3g}"))
     if not rows:
         return judge(text, source, theory=0.0, measured=None, tolerance=0.0, figure="risk_curves",
                      note="every orange-region run diverged")
