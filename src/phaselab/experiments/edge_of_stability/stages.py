@@ -133,6 +133,11 @@ def _t95_half_width(values: np.ndarray) -> float | None:
     return float(student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
 
 
+def _or_nan(half_width: float | None) -> float:
+    """An interval's half-width for :func:`judge`: NaN (hence inconclusive) where there is none."""
+    return np.nan if half_width is None else half_width
+
+
 def edge_arrival(metrics, theory):
     """η λ_max / 2 (dims lr, seed, step; NaN for diverged members) and the first checkpoint at which it reaches
     1 − EDGE_TOLERANCE, per (η, seed) (NaN where it never does)."""
@@ -201,7 +206,7 @@ def claims(metrics, theory) -> list[Claim]:
         out.append(judge(
             f"at η = {lr:g} the sharpness hovers at 2/η = {2 / lr:.3g}: the median of η λ_max / 2 over the second "
             f"half of training lies in 1 ± {HOVER_TOLERANCE:g} (seed mean ± 95 % Student-t half-width)",
-            SOURCE, theory=1.0, measured=m, uncertainty=u, tolerance=HOVER_TOLERANCE, note=note,
+            SOURCE, theory=1.0, measured=m, uncertainty=_or_nan(u), tolerance=HOVER_TOLERANCE, note=note,
             where=f"η = {lr:g}, steps ≥ {half:g}; first arrival at {1 - EDGE_TOLERANCE:g} · 2/η per seed: "
                   + ", ".join("never" if np.isnan(a) else f"step {int(a)}" for a in first[i])))
 

@@ -194,6 +194,11 @@ def _t95_half_width(values: np.ndarray) -> float | None:
     return float(student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
 
 
+def _or_nan(half_width: float | None) -> float:
+    """An interval's half-width for :func:`judge`: NaN (hence inconclusive) where there is none."""
+    return np.nan if half_width is None else half_width
+
+
 def compression(metrics, layer: int | None = None):
     """Per (activation, seed): the relative compression (peak − late)/peak of the binned I(X;T) of ``layer``
     (default: the last hidden layer), late the mean over epochs ≥ T/10^LATE_DECADES; NaN for diverged seeds.
@@ -240,7 +245,8 @@ def compression_claims(metrics) -> list[Claim]:
         out.append(judge(
             "tanh: the binned I(X;T) of the last hidden layer falls after its peak (compression): relative fall "
             "(peak − late mean)/peak > 0, judged as lying in (0, 1] (theory: the interval's centre; seed mean ± 95 % "
-            "Student-t half-width)", src, theory=SIGN_THEORY, measured=m, uncertainty=h, tolerance=SIGN_TOLERANCE,
+            "Student-t half-width)", src, theory=SIGN_THEORY, measured=m, uncertainty=_or_nan(h),
+            tolerance=SIGN_TOLERANCE,
             where=where("tanh"), figure="information_plane_layers",
             note=why(m, h, "" if m is None or h is None or m - h > 0 else
                      f"the 95 % band {m:.2g} ± {h:.2g} of the fall reaches 0: with {epochs} epochs and these seeds "
@@ -250,7 +256,7 @@ def compression_claims(metrics) -> list[Claim]:
         out.append(judge(
             f"ReLU: the binned I(X;T) of the last hidden layer does not fall after its peak (no compression, Saxe "
             f"et al.): relative fall (peak − late mean)/peak = 0 within {NO_COMPRESSION:g} (seed mean ± 95 % "
-            f"Student-t half-width)", "Saxe et al. ICLR 2018", theory=0.0, measured=m, uncertainty=h,
+            f"Student-t half-width)", "Saxe et al. ICLR 2018", theory=0.0, measured=m, uncertainty=_or_nan(h),
             tolerance=NO_COMPRESSION, where=where("relu"), figure="information_plane_layers",
             note=why(m, h, "" if m is None or h is None or m + h <= NO_COMPRESSION else
                      f"the 95 % band {m:.2g} ± {h:.2g} of the fall reaches beyond {NO_COMPRESSION:g} of the peak: "
@@ -263,7 +269,7 @@ def compression_claims(metrics) -> list[Claim]:
         out.append(judge(
             "tanh compresses more than ReLU (Saxe et al.'s critique: compression comes from tanh's saturation): "
             "relative fall of tanh − that of ReLU > 0, paired by seed, judged as lying in (0, 1] (theory: the "
-            "interval's centre)", "Saxe et al. ICLR 2018", theory=SIGN_THEORY, measured=m, uncertainty=h,
+            "interval's centre)", "Saxe et al. ICLR 2018", theory=SIGN_THEORY, measured=m, uncertainty=_or_nan(h),
             tolerance=SIGN_TOLERANCE, figure="information_plane_layers",
             where=f"layer {layer}, {window}; per seed {', '.join(f'{x:.3g}' for x in d)}",
             note=why(m, h, "" if m is None or h is None or m - h > 0 else
