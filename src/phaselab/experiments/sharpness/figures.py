@@ -14,7 +14,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from phaselab.plots import colors, fmt, new_figure, ok_members, plain_log_axis, provenance, seed_stats  # noqa: E402
 
 MARKERS = "osD^vP*X"
-CI_NOTE = "error bars: 95 % CI of the seed mean (Student t); diverged members left out"
+CI_NOTE = ("error bars: 95 % CI of the seed mean (Student t); diverged members and members that did not reach the "
+           "training-loss target left out")
 
 
 def _errorbar(ax, x, samples, **kw):
@@ -25,18 +26,22 @@ def _errorbar(ax, x, samples, **kw):
 
 
 def _mlp(metrics: xr.Dataset, name: str) -> xr.DataArray:
-    return metrics[name].where(ok_members(metrics)).transpose("lr", "batch_size", "seed")
+    """Members that did not diverge and reached the training-loss target."""
+    good = ok_members(metrics) & metrics["reached_target"].astype(bool)
+    return metrics[name].where(good).transpose("lr", "batch_size", "seed")
 
 
 def sharpness_vs_batch(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
-    """Final sharpness λ_max (with 2/η), ε-sharpness and test error against the batch size, one line per η."""
-    fig, axes = new_figure(3, panel_w=4.5, panel_h=3.9, extra_h=0.8)
+    """At the training-loss target: sharpness λ_max (with 2/η), ε-sharpness, test error and generalisation gap
+    against the batch size, one line per η."""
+    fig, axes = new_figure(4, panel_w=4.2, panel_h=3.9, extra_h=0.8)
     batch = metrics["batch_size"].values.astype(float)
     lrs = metrics["lr"].values
-    panels = [("sharpness", "sharpness λ_max at the end (dimensionless)", "top Hessian eigenvalue; dashed: 2/η"),
+    panels = [("sharpness", "sharpness λ_max at the target (dimensionless)", "top Hessian eigenvalue; dashed: 2/η"),
               ("eps_sharpness", f"ε-sharpness, ε = {fmt(metrics.attrs.get('epsilon', np.nan))} (percent)",
                "Keskar ε-sharpness; dotted: its first-order part"),
-              ("test_error", "test error (dimensionless)", "test error")]
+              ("test_error", "test error (dimensionless)", "test error"),
+              ("generalisation_gap", "test − training error (dimensionless)", "generalisation gap")]
     handles = []
     for k, (color, lr) in enumerate(zip(colors(len(lrs)), lrs)):
         for ax, (name, _, _) in zip(axes[0], panels):
@@ -60,39 +65,43 @@ def sharpness_vs_batch(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8.5,
                frameon=False, title=CI_NOTE, title_fontsize=8.5)
     a = metrics.attrs
-    fig.suptitle(f"Sharp and flat minima: SGD with batch size B, {a.get('mlp_steps', '?')} steps, tanh MLP "
-                 f"{a.get('widths', '')}, square loss, {a.get('n_train', '?')} digits, {metrics.sizes['seed']} seeds",
-                 fontsize=11)
+    fig.suptitle(f"Sharp and flat minima (Keskar et al. 2017): SGD with batch size B to training loss "
+                 f"{fmt(a.get('target_loss', np.nan))}, tanh MLP {a.get('widths', '')}, square loss, "
+                 f"{a.get('n_train', '?')} digits, {metrics.sizes['seed']} seeds", fontsize=11)
     fig.phaselab_metadata = provenance(metrics)
     return fig
 
 
 def eta_over_b(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
-    """Left: MLP sharpness against η/B. Right: linear-regression excess loss against η/B with the exact theory."""
-    fig, axes = new_figure(2, panel_w=5.4, panel_h=4.3, extra_h=0.5)
-    ax_mlp, ax_lin = axes[0]
+    """Left: MLP sharpness and test error against η/B. Right: linear-regression excess loss against η/B with the
+    exact theory."""
+    fig, axes = new_figure(3, panel_w=5.0, panel_h=4.3, extra_h=0.5)
+    ax_mlp, ax_err, ax_lin = axes[0]
 
     # MLP: every (B, η) point at its η/B, colour by B, marker by η
     batch, lrs = metrics["batch_size"].values, metrics["lr"].values
-    sharp = _mlp(metrics, "sharpness")
-    handles = []
-    for color, b in zip(colors(len(batch), "plasma"), batch):
-        _errorbar(ax_mlp, lrs / b, sharp.sel(batch_size=b).values, color=color, linestyle=":", marker="none",
-                  linewidth=1.0)
-        for k, lr in enumerate(lrs):
-            mean = seed_stats(sharp.sel(batch_size=b, lr=lr).values[None], axis=1)[0]
-            ax_mlp.plot([lr / b], mean, marker=MARKERS[k % 8], color=color, linestyle="none", markersize=7,
-                        gid=f"mlp:B={int(b)},lr={lr:g}")
-        handles.append(Line2D([], [], color=color, linestyle=":", marker="o", label=f"B = {int(b)}"))
-    marker_handles = [Line2D([], [], color="0.3", marker=MARKERS[k % 8], linestyle="none", label=f"η = {fmt(lr)}")
-                      for k, lr in enumerate(lrs)]
-    ax_mlp.set_xscale("log")
+    handles = [Line2D([], [], color=color, linestyle=":", marker="o", label=f"B = {int(b)}")
+               for color, b in zip(colors(len(batch), "plasma"), batch)]
+    handles += [Line2D([], [], color="0.3", marker=MARKERS[k % 8], linestyle="none", label=f"η = {fmt(lr)}")
+                for k, lr in enumerate(lrs)]
+    for ax, name, ylabel in ((ax_mlp, "sharpness", "sharpness λ_max at the target (dimensionless)"),
+                             (ax_err, "test_error", "test error at the target (dimensionless)")):
+        values = _mlp(metrics, name)
+        for color, b in zip(colors(len(batch), "plasma"), batch):
+            _errorbar(ax, lrs / b, values.sel(batch_size=b).values, color=color, linestyle=":", marker="none",
+                      linewidth=1.0)
+            for k, lr in enumerate(lrs):
+                mean = seed_stats(values.sel(batch_size=b, lr=lr).values[None], axis=1)[0]
+                ax.plot([lr / b], mean, marker=MARKERS[k % 8], color=color, linestyle="none", markersize=7,
+                        gid=f"mlp:{name}:B={int(b)},lr={lr:g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("noise scale η/B (dimensionless)")
+        ax.set_ylabel(ylabel)
     ax_mlp.set_yscale("log")
     plain_log_axis(ax_mlp.yaxis)
-    ax_mlp.set_xlabel("noise scale η/B (dimensionless)")
-    ax_mlp.set_ylabel("sharpness λ_max at the end (dimensionless)")
     ax_mlp.set_title("MLP on digits: sharpness against η/B", fontsize=10)
-    ax_mlp.legend(handles=handles + marker_handles, fontsize=8, frameon=False, ncol=2)
+    ax_err.set_title("MLP on digits: test error against η/B\n(Jastrzębski: equal η/B → equal values)", fontsize=10)
+    ax_mlp.legend(handles=handles, fontsize=8, frameon=False, ncol=2)
 
     # linear regression: simulation vs the exact η/B law
     ok = metrics["linreg_status"] == "ok"
