@@ -141,7 +141,8 @@ def claims(metrics, theory) -> list[Claim]:
     if total:
         se = float(np.sqrt((n * p * (1 - p))[has].sum())) / total
         out.append(judge(
-            "fraction of separable random pattern sets, pooled over every (N, P), equals Cover's exact count",
+            "fraction of separable random pattern sets, pooled over every (N, P), equals Cover's exact count "
+            "(tolerance 3 binomial SE)",
             "Cover 1965", theory=float((n * p)[has].sum()) / total, measured=float(k[has].sum()) / total,
             uncertainty=se, tolerance=POOLED_SIGMAS * se, where=where))
     else:

@@ -181,21 +181,20 @@ def theory(run: Run, metrics):
 # tests/test_perceptron.py::test_students_match_theory_at_small_n states for every student, 0.005 at N = 60,
 # scaled as 1/N: 0.3/N. The large-α claims scale both by α^γ and count the theory's own distance to its limit at the
 # largest α as a systematic uncertainty (so that a pre-asymptotic α gives inconclusive, not a verdict).
-HEBB_SIGMAS = 3.0
-HEBB_FINITE_SIZE = 0.3  # × 1/N
+SEED_SIGMAS = 3.0
+FINITE_SIZE = 0.3  # × 1/N
 BINARY_SIGMAS = 3.0  # the binary transition load: 3 SE of the fitted crossing
+RULE = " (largest deviation in seed standard errors; tolerance 3 SE + 0.3/N)"
 CURVES = {  # student: (claim text, source)
-    "hebb": ("Hebb's seed-mean generalisation error follows its exact N → ∞ curve ε = arccos(√(2α/(2α + π)))/π "
-             "(largest deviation in seed standard errors)", "Engel & Van den Broeck 2001, ch. 2"),
+    "hebb": ("Hebb's seed-mean generalisation error follows its exact N → ∞ curve ε = arccos(√(2α/(2α + π)))/π"
+             + RULE, "Engel & Van den Broeck 2001, ch. 2"),
     "gibbs": ("the Gibbs student's (version-space HMC) seed-mean generalisation error follows the replica-symmetric "
-              "curve R/√(1 − R) = (α/π) ∫ Dt exp(−R t²/2)/H(−√R t) (largest deviation in seed standard errors)",
+              "curve R/√(1 − R) = (α/π) ∫ Dt exp(−R t²/2)/H(−√R t)" + RULE,
               "Seung, Sompolinsky & Tishby 1992; Engel & Van den Broeck 2001, ch. 2"),
     "max_stability": ("the maximal-stability student's seed-mean generalisation error follows the replica-symmetric "
-                      "curve (largest deviation in seed standard errors)",
-                      "Opper, Kinzel, Kleinz & Nehl 1990; Engel & Van den Broeck 2001, §4.3"),
+                      "curve" + RULE, "Opper, Kinzel, Kleinz & Nehl 1990; Engel & Van den Broeck 2001, §4.3"),
     "online_perceptron": ("the online perceptron's seed-mean generalisation error follows the N → ∞ flow of its "
-                          "order parameters (largest deviation in seed standard errors)",
-                          "Engel & Van den Broeck 2001, ch. 9"),
+                          "order parameters" + RULE, "Engel & Van den Broeck 2001, ch. 9"),
 }
 LIMIT_TEXT = {"hebb": "√α ε → 1/√(2π) ≈ 0.399", "gibbs": "α ε → √2/∫ Dt e^(−t²/2)/H(−t) ≈ 0.625",
               "max_stability": "α ε → 0.5005", "online_perceptron": "α^(1/3) ε → 0.278"}
@@ -231,7 +230,7 @@ def _follows_theory(metrics, theory, student: str) -> Claim:
         return judge(text, source, theory=None, measured=None, tolerance=0.0, where=where + ": fewer than 2 seeds")
     i = int(np.argmax(z.where(n > 1, -1.0).values))
     se, m, t = float(sem.values[i]), float(mean.values[i]), float(exact.values[i])
-    tol = HEBB_SIGMAS * se + HEBB_FINITE_SIZE / N
+    tol = SEED_SIGMAS * se + FINITE_SIZE / N
     note = ""
     if abs(m - t) + se > tol:
         note = f"at α = {float(metrics['alpha'].values[i]):g} the seed mean is {float(z.values[i]):.1f} SE from theory"
@@ -266,7 +265,7 @@ def _large_alpha(metrics, theory, student: str) -> Claim:
     se = scale * float(sem.values[i])
     m = scale * float(mean.values[i])
     gap = abs(rs - c)  # a systematic uncertainty of α^γ ε at finite α as an estimate of its limit
-    tol = HEBB_SIGMAS * se + scale * HEBB_FINITE_SIZE / N
+    tol = SEED_SIGMAS * se + scale * FINITE_SIZE / N
     note = ""
     if abs(m - c) + se + gap > tol:
         note = (f"α = {a:g} is {'not yet' if gap > tol else 'near'} the asymptotic regime (theory α^γ ε = {rs:.3f} "
