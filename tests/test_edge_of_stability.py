@@ -150,3 +150,8 @@ def test_hovering_and_sharpening_claims_on_synthetic_trajectories():
     falling = (1.0 - 0.5 * t / 100) * np.ones((3, 1)) + 0.01 * np.arange(3)[:, None]
     metrics, theory = synthetic_run({0.1: falling * 0.5})
     assert stages.claims(metrics, theory)[-1].verdict == "disagrees"
+    # identical seeds: a zero-width interval stays zero (agrees), it does not turn into "no interval"
+    metrics, theory = synthetic_run({1.0: ramp * np.ones((3, 1))})
+    sharpening = stages.claims(metrics, theory)[-1]
+    assert sharpening.uncertainty == 0.0 and sharpening.verdict == "agrees"
+    np.testing.assert_allclose(sharpening.measured, 1 - 0.25 / ramp[18], rtol=1e-12)

@@ -215,7 +215,7 @@ def claims(metrics, theory) -> list[Claim]:
     at_t = np.take_along_axis(ratio.values, np.searchsorted(steps, last)[..., None], axis=-1)[..., 0]
     rise = 1.0 - initial / at_t  # (lr, seed)
     means = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in rise])
-    halves = np.array([_t95_half_width(r) or np.nan for r in rise])
+    halves = np.array([_or_nan(_t95_half_width(r)) for r in rise])
     weakest = int(np.nanargmin(means - halves)) if np.isfinite(means - halves).any() else None
     out.append(judge(
         "progressive sharpening: at every η the sharpness rises from initialisation until it reaches 2/η (or to "
