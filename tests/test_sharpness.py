@@ -150,7 +150,7 @@ def test_training_to_a_target_loss_stops_each_member_where_one_long_run_reaches_
 
     config = _tiny_config()
     exp = config["experiments"]["sharp"]
-    mlp, S = exp["mlp"], exp["seeds"]
+    mlp, S = exp["mlp"], exp["mlp"]["seeds"]
     run = Run(config, "sharp", log_file=open(tmp_path / "log", "w"))
     arrays = stages.make_data(run, "digits")
     [cell] = [c for c in experiment.cells(exp) if isinstance(c, experiment.MlpCell) and c.batch_size == 8]
@@ -269,7 +269,11 @@ def test_sharpness_end_to_end(tmp_path):
     result = phaselab.run(TINY, "sharp", results=tmp_path)
     metrics, theory = result.metrics, result.theory
     assert dict(metrics["sharpness"].sizes) == {"batch_size": 2, "lr": 2, "seed": 3}
+    # the parts' seed counts differ (3 MLP, 2 linear regression): the shorter is padded, its status "absent"
     assert dict(metrics["excess_loss"].sizes) == {"linreg_batch_size": 2, "eta_over_batch": 2, "seed": 3}
+    assert (metrics["linreg_status"].sel(seed=2) == "absent").all()
+    assert metrics["excess_loss"].sel(seed=2).isnull().all()
+    assert (metrics["linreg_status"].sel(seed=[0, 1]) == "ok").all()
     assert metrics["sharpness"].attrs["units"] == "1" and metrics["eps_sharpness"].attrs["units"] == "percent"
     assert set(np.unique(metrics["status"].values)) <= {"ok", "diverged"}
     reached = metrics["reached_target"].values.astype(bool)

@@ -2,12 +2,16 @@
 
 Two parts, one experiment:
 
-- ``mlp``: minibatch SGD (sampling with replacement) on the square loss of a small tanh MLP fitted to a subset of
-  the digits, over a grid of batch sizes B and learning rates η. At the end: the sharpness λ_max of the
-  full training loss (Lanczos, ``phaselab.curvature``), Keskar et al.'s ε-sharpness (ICLR 2017), and the test error
-  (Keskar, Mudigere, Nocedal, Smelyanskiy & Tang 2017; Hochreiter & Schmidhuber 1997; Jastrzębski et al. 2017:
-  the SGD noise scale η/B selects flatter minima). A cell is one batch size; its members are η × seeds, every
-  member drawing its own minibatches (members of one seed share init and minibatch indices across η).
+- ``mlp``: Keskar et al.'s protocol (Keskar, Mudigere, Nocedal, Smelyanskiy & Tang, ICLR 2017): minibatch SGD
+  (sampling with replacement) on the square loss of a small tanh MLP fitted to a subset of the digits, over a grid of
+  batch sizes B (a small one against a large fraction of the training set) and learning rates η, every run until its
+  full training loss reaches a common target (its step recorded), so that batch sizes are compared at the same
+  training loss. There: the sharpness λ_max of the full training loss (Lanczos, ``phaselab.curvature``), Keskar's
+  ε-sharpness, the test error and the generalisation gap. Claims: large batch → sharper minimum and larger test error
+  at equal η (Keskar); equal η/B → equal sharpness and test error (Jastrzębski et al. 2017: the SGD noise scale η/B
+  selects the minimum; Hochreiter & Schmidhuber 1997). A cell is one batch size; its members are η × seeds
+  (``mlp.seeds``, default the experiment's), members of one seed sharing the init across η and B (and the minibatch
+  indices across η), so that differences between batch sizes are paired by seed.
 - ``linear_regression``: SGD on isotropic linear regression with fresh samples, where the stationary excess loss is
   exact, E[L − L*] = d η σ² / (2B (2 − η − η(d + 1)/B)) ≈ η d σ² / (4B) (``theory.sgd_noise``): a function of
   η/B alone at small η. A cell is one batch size B; its members are the ratios η/B of the grid × seeds.

@@ -198,8 +198,10 @@ def collect(run: Run, cells: list):
     exp = run.exp
     ds = xr.merge(cells, join="outer", compat="no_conflicts", combine_attrs="override")
     ds["linreg_steps"] = ds["linreg_steps"].astype(int)
-    for status in ("status", "linreg_status"):
-        ds[status] = ds[status].astype(str)
+    for status in ("status", "linreg_status"):  # the parts may have different seed counts: "absent" pads
+        attrs = ds[status].attrs
+        ds[status] = ds[status].fillna("absent").astype(str).assign_attrs(
+            attrs, long_name="member status (ok / diverged; absent: no such seed in this part)")
     ds["lr_linreg"] = (ds["eta_over_batch"] * ds["linreg_batch_size"]).assign_attrs(
         long_name="linear-regression learning rate η = (η/B)·B", units="1")
     ds["eta_over_b"] = (ds["lr"] / ds["batch_size"]).assign_attrs(long_name="MLP noise scale η/B", units="1")
