@@ -132,6 +132,27 @@ def test_parity_variance_against_direct_enumeration():
     assert out["variance"] <= out["parseval"] <= out["bound"]
 
 
+def test_parity_variance_by_degree_against_the_exact_variance():
+    d = 8
+    rng = np.random.default_rng(4)
+    X = th.hypercube(d)
+    # ∇_w p_w(x) of a random one-hidden-layer ReLU network p_w = Σ_j a_j relu(w_j·x + b_j) + c, as in the stages
+    W, b, a = rng.standard_normal((16, d)) / np.sqrt(d), 0.5 * rng.standard_normal(16), rng.standard_normal(16)
+    z = X @ W.T + b
+    on = (z > 0) * a
+    G = np.concatenate([(on[:, :, None] * X[:, None, :]).reshape(2**d, -1), on, th.relu(z), np.ones((2**d, 1))], 1)
+    exact = th.parity_gradient_variance(G)["variance"]
+    # enough draws a degree to enumerate every stratum: exact, no standard error
+    est, se = th.parity_gradient_variance_by_degree(G, comb(d, d // 2), rng)
+    assert abs(est - exact) < 1e-12 * exact and se == 0.0
+    # sampled strata: unbiased, within 4 standard errors, over repetitions
+    z = []
+    for _ in range(20):
+        est, se = th.parity_gradient_variance_by_degree(G, 6, rng)
+        z.append((est - exact) / se)
+    assert np.max(np.abs(z)) < 4 and abs(np.mean(z)) < 4 / np.sqrt(len(z))
+
+
 def test_depth_end_to_end(tmp_path):
     config = yaml.safe_load(CONFIG.read_text())
     result = phaselab.run(config, "depth", results=tmp_path)

@@ -34,6 +34,7 @@
 
 from __future__ import annotations
 
+import itertools
 from math import comb, factorial
 
 import numpy as np
@@ -298,3 +299,30 @@ def parity_gradient_variance(g: np.ndarray) -> dict[str, float]:
     variance = float(((ghat - ghat.mean(0)) ** 2).sum(1).mean())
     sq = (g**2).sum(1)
     return {"variance": variance, "parseval": float(sq.mean()) / n, "bound": float(sq.max()) / n}
+
+
+def parity_gradient_variance_by_degree(g: np.ndarray, per_degree: int, rng: np.random.Generator) -> tuple[float, float]:
+    """Monte Carlo estimate of Var_v ∇F_v (see :func:`parity_gradient_variance`) over parities drawn by degree, and its
+    standard error, for g (2^d, P) on :func:`hypercube`.
+
+    Uniform draws of v almost never hit the few low-degree parities that carry most of ‖ĝ‖² (binom(d, r) of the 2^d
+    have degree r), so the plain estimate is skewed and its standard error hides it. Stratified: for each degree r,
+    ``per_degree`` subsets of r bits drawn uniformly (all of them where binom(d, r) ≤ ``per_degree``: that stratum is
+    exact), weight binom(d, r)/2^d; ĝ(v) = E_x[h_v g] per drawn v, centred on the exact mean over all v,
+    2^−d Σ_v ĝ(v) = 2^−d g(𝟙)."""
+    n = g.shape[0]
+    d = int(round(np.log2(n)))
+    X = hypercube(d)
+    gbar = g[0] / n  # row 0 of the hypercube is 𝟙
+    estimate, var = 0.0, 0.0
+    for r in range(d + 1):
+        count = comb(d, r)
+        exact = count <= per_degree
+        subsets = (list(itertools.combinations(range(d), r)) if exact
+                   else [rng.choice(d, r, replace=False) for _ in range(per_degree)])
+        H = np.stack([X[:, list(v)].prod(1) for v in subsets])  # (m, 2^d): h_v(x)
+        dev = ((H @ g / n - gbar) ** 2).sum(1)
+        estimate += count / n * float(dev.mean())
+        if not exact:
+            var += (count / n) ** 2 * float(dev.var(ddof=1)) / len(dev)
+    return estimate, float(np.sqrt(var))

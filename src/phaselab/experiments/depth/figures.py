@@ -165,7 +165,8 @@ def depth_parity(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     d = metrics["d"].values
     norm = metrics["grad_parseval"] * 2.0**metrics["d"]  # E‖g‖²
     for name, color, marker, label in (("grad_variance", "tab:blue", "o", "measured: exact over all 2^d parities"),
-                                       ("grad_variance_mc", "tab:orange", "s", "measured: random parities (MC)")):
+                                       ("grad_variance_mc", "tab:orange", "s",
+                                        "measured: parities drawn by degree (MC)")):
         v = (metrics[name] / norm).transpose("parity_seed", "d").values
         mean, lo, hi, _ = seed_stats(v, 0)
         errorbar(ax, d + (0.15 if marker == "s" else 0), mean, lo, hi, color=color, marker=marker, label=label)
