@@ -140,11 +140,15 @@ def claims(metrics, theory) -> list[Claim]:
     out = []
     if total:
         se = float(np.sqrt((n * p * (1 - p))[has].sum())) / total
+        z = abs(float(k[has].sum() - (n * p)[has].sum())) / total / se
         out.append(judge(
             "fraction of separable random pattern sets, pooled over every (N, P), equals Cover's exact count "
             "(tolerance 3 binomial SE)",
             "Cover 1965", theory=float((n * p)[has].sum()) / total, measured=float(k[has].sum()) / total,
-            uncertainty=se, tolerance=POOLED_SIGMAS * se, where=where))
+            uncertainty=se, tolerance=POOLED_SIGMAS * se, where=where,
+            note="" if z <= POOLED_SIGMAS - 1 else f"the pooled count is {z:.1f} binomial SE from Cover's expectation"
+            + (": between the 2 SE that agree and the 4 SE that disagree, more trials would decide"
+               if z <= POOLED_SIGMAS + 1 else "")))
     else:
         out.append(judge("fraction of separable random pattern sets equals Cover's exact count", "Cover 1965",
                          theory=None, measured=None, tolerance=0.0, where="no decided trial"))
