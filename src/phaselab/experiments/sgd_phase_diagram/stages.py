@@ -275,7 +275,7 @@ def _perfect_learning_and_phases(metrics, theory) -> list[Claim]:
     n_seeds = metrics.sizes["seed"]
     ode_fin = theory["ode_final_risk"].mean("seed")
     capped = metrics["capped"]
-    long_enough = xr_where_finite(ode_fin, ode_fin < threshold, ~capped)  # the ODE itself learned perfectly by then
+    long_enough = _where_finite(ode_fin, ode_fin < threshold, ~capped)  # the ODE itself learned perfectly by then
 
     ratios, untested = [], {}
     matched = ambiguous = 0
@@ -302,7 +302,7 @@ def _perfect_learning_and_phases(metrics, theory) -> list[Claim]:
                 if amb:
                     close.append(_cell(d, kp, dl))
                 if s > 1e-9 and got != "diverged":
-                    ratios.append((m / threshold, e / threshold, _cell(d, kp, dl)))
+                    ratios.append((m / threshold, e / threshold, _cell(d, kp, dl), float(ode_fin.sel(at))))
     skipped = "; ".join(f"{k} {len(v)} cells ({', '.join(f'{v.count(x)} {x}' for x in sorted(set(v)))})"
                         for k, v in untested.items())
     thr = f"threshold {threshold:.3g} = ½ R∞(η = γ0) = ½ × {r_ss:.3g}"
@@ -311,12 +311,13 @@ def _perfect_learning_and_phases(metrics, theory) -> list[Claim]:
               "R∞(η = γ0) of the κ + δ = 0 line (R∞ ≈ c η Δ and η = γ0 d^−(κ+δ)); measured: the largest ratio "
               "final risk / threshold over the cells, agrees at ≤ 1")
     if ratios:
-        r, e, at = max(ratios)
+        r, e, at, ode_at = max(ratios)
         c = judge(text_c, SOURCE, theory=0.0, measured=r, uncertainty=e, tolerance=1.0, figure="asymptotic_risk",
                   where=f"{len(ratios)} cells; largest at {at}; {thr}",
                   note="" if r + e <= 1.0 else
-                  f"at {at} the run ends with its risk within one seed standard error of the threshold (it is still "
-                  f"falling as η t grows: a longer train.time would separate them)" if r - e <= 1.0 else
+                  f"at {at} the run ends with its risk within one seed standard error of the threshold (its ODE "
+                  f"from the same start ends at {ode_at / threshold:.2g} × the threshold): a longer train.time would "
+                  f"separate them" if r - e <= 1.0 else
                   f"at {at} the risk stays above the threshold although the ODE from the same start falls below it")
     else:
         c = judge(text_c, SOURCE, theory=0.0, measured=None, tolerance=1.0, figure="asymptotic_risk",
@@ -331,7 +332,7 @@ def _perfect_learning_and_phases(metrics, theory) -> list[Claim]:
         p = judge(text_d, SOURCE, theory=1.0, measured=matched / rows, uncertainty=ambiguous / rows, tolerance=0.0,
                   where=f"{rows} cells; " + where_d, figure="phase_diagram",
                   note="" if not close else
-                  f"{matched} of {rows} cells match, but {len(close)} lie within 2 seed standard errors of the "
+                  f"{matched} of {rows} cells match, but {len(close)} of them lie within 2 seed standard errors of the "
                   f"perfect-learning threshold (or one seed of a divergence majority): {', '.join(close)}")
     else:
         p = judge(text_d, SOURCE, theory=1.0, measured=None, tolerance=0.0, where=where_d, figure="phase_diagram",
@@ -339,7 +340,7 @@ def _perfect_learning_and_phases(metrics, theory) -> list[Claim]:
     return [c, p]
 
 
-def xr_where_finite(x, cond, fallback):
+def _where_finite(x, cond, fallback):
     """``cond`` where ``x`` is finite, else ``fallback`` (cells without an ODE curve)."""
     return cond.where(x.notnull(), fallback).astype(bool)
 
