@@ -432,7 +432,8 @@ def rf_claims(metrics, theory) -> list[Claim]:
     S = rf_seeds.sizes["rf_seed"]
     note = ""
     if measured is not None and measured + uncertainty > RF_FINITE_D:
-        note = (f"{S} seeds: the largest relative deviation {measured:.3g} ± {uncertainty:.2g} "
+        note = (f"{S} seeds at d = {metrics.attrs.get('rf_d', '?')}: the largest relative deviation "
+                f"{measured:.3g} ± {uncertainty:.2g} "
                 + ("straddles" if measured - uncertainty <= RF_FINITE_D else "exceeds")
                 + " the 5 % finite-d tolerance")
     return [judge("seed-mean random-features test error follows the Mei–Montanari asymptotic curve (largest relative "
