@@ -178,4 +178,4 @@ def test_claims_say_what_the_grid_cannot_test(theory):
     notes = {c.text.split(":")[0][:20]: c for c in out}
     assert notes["orange region −½ < κ"].verdict == "inconclusive"
     assert notes["orange region −½ < κ"].note.startswith("not in this grid")
-    assert notes["perfect learning for"].note.startswith("not in this grid")
+    assert notes["perfect learning for"].note.startswith("untestable in this grid")

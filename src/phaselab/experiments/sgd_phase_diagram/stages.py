@@ -322,8 +322,10 @@ def _perfect_learning_and_phases(metrics, theory) -> list[Claim]:
     else:
         c = judge(text_c, SOURCE, theory=0.0, measured=None, tolerance=1.0, figure="asymptotic_risk",
                   where=f"{thr}; {skipped}",
-                  note="not in this grid: no κ + δ > 0 run long enough for the ODE itself to fall below the "
-                       "threshold")
+                  note="untestable in this grid: no κ + δ > 0 cell"
+                  if not bool(((metrics["kappa"] + metrics["delta"]) > 1e-9).any())
+                  else "no κ + δ > 0 run of this grid lasts long enough (train.time / η) for the ODE from its own "
+                       "start to fall below the threshold")
     text_d = ("the phase of every cell: the fraction of cells whose measured phase (diverged / plateau / perfect "
               "learning below the threshold) is the predicted one (κ + δ > 0: perfect learning; −½ < κ + δ ≤ 0: "
               "plateau) is 1; uncertainty: the fraction of cells whose label flips within 2 seed standard errors")
