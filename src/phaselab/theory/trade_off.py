@@ -139,8 +139,8 @@ def crossing_time(times, risk_curve, level: float) -> float:
 
 
 def phase_diagram_orange_curves(metrics, max_width: int = 16, full: bool = True):
-    """Theory curves for the phase diagram's cells in the orange region −½ < κ + δ < 0, which
-    phaselab.theory.phase_diagram leaves empty: for every (d, κ, δ, seed) with p ≤ ``max_width``, the full
+    """Theory curves for the phase diagram's cells in the orange region −½ < κ + δ < 0 (phaselab.theory.phase_diagram
+    draws them in its theory stage): for every (d, κ, δ, seed) with p ≤ ``max_width``, the full
     Saad–Solla ODE at the cell's own η from the seed's measured (Q0, M0) (the better prediction at finite d,
     theory.md §8), and the d → ∞ orange ODE at η̃ = η d^(κ+δ), read at τ = t d^(−2(κ+δ)). Takes the sgd_phase_diagram
     metrics Dataset (dims d, kappa, delta, seed, time; width, eta, horizon, Q0, M0; attrs teacher_k, noise) and
