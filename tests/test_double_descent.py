@@ -398,3 +398,18 @@ def test_t_cut_is_the_student_quantile_of_the_3_sigma_rate():
     assert dds.t_cut(3) == pytest.approx(19.21, abs=0.01)  # 2 degrees of freedom, p = 0.0027
     assert dds.t_cut(20, 14) > dds.t_cut(20) > 3.0  # Bonferroni over 14 points, 19 degrees of freedom
     assert math.isinf(dds.t_cut(1))
+
+
+def test_finite_n_allowance_is_the_exact_minnorm_correction():
+    import xarray as xr
+
+    n, ps = 200, np.array([20, 100, 180, 220, 400])
+    metrics = xr.Dataset({"n_features": (("gamma",), ps)}, coords={"gamma": ps / n}, attrs={"linear_n": n})
+    asymptotic = xr.DataArray(th.minnorm_risk(ps / n, 1.0, 0.25), dims="gamma", coords={"gamma": ps / n})
+    allowance = dds.finite_n_allowance(metrics, asymptotic).values
+    exact = th.minnorm_risk_finite(n, ps, 1.0, 0.25)
+    under = ps < n  # σ²p/(n − p − 1) − σ²γ/(1 − γ) is exactly σ²γ/(1 − γ) · 1/(n − p − 1)
+    np.testing.assert_allclose(allowance[under], (exact - asymptotic.values)[under], rtol=1e-12)
+    variance = 0.25 / (ps / n - 1)  # over-parameterised: the variance term σ²/(γ − 1) carries the correction
+    np.testing.assert_allclose((exact - asymptotic.values)[~under], (variance / (ps - n - 1))[~under], rtol=1e-12)
+    assert np.all(allowance[~under] >= (exact - asymptotic.values)[~under])
