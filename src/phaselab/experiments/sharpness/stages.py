@@ -285,7 +285,7 @@ def _fmt(v) -> str:
 
 def _sign_note(verdict: str, n: int, mean, half, side: str) -> str:
     if verdict == AGREES:
-        return ""
+        return f"the whole 95 % interval of the difference, {_fmt(mean)} ± {_fmt(half)} ({n} seed pairs), is above 0"
     if mean is None:
         return f"fewer than 2 seed pairs reached the training-loss target at both batch sizes ({n})"
     if verdict == DISAGREES:
@@ -360,7 +360,8 @@ def _eta_over_b(ok, name: str) -> Claim:
                   where=f"η/B = {lrs_ / bs:.3g}: B = {bs}, η = {lrs_:g} vs B = {bl}, η = {lrl:g}, {n} seed pairs: "
                         f"{WORDS[name]} {_fmt(ms)} vs {_fmt(ml)}; {len(rows)} equal-η/B pair(s) in the grid")
     if claim.verdict == AGREES:
-        return claim
+        return replace(claim, note=f"0 lies in the 95 % interval of the difference, {_fmt(mean)} ± {_fmt(half)} "
+                                   f"({n} seed pairs, η/B = {lrs_ / bs:.3g})")
     if mean is None:
         note = _sign_note(INCONCLUSIVE, n, mean, half, WORDS[name])
     else:
