@@ -2,6 +2,9 @@
 # Stages live in workflow/rules/ (one file each); this file only gathers the final targets.
 
 
+report: "workflow/report/workflow.rst"  # the report's first screen: a description of the run and the scorecard
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

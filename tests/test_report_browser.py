@@ -2,6 +2,7 @@
 ../shared/reference/browser-test.md): every figure loads, no console errors, captions state theory and
 parameters, and the summary page lists every claim with its verdict, and provenance."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,11 +77,42 @@ def test_summary_page_lists_claims_with_verdicts_and_provenance(page):
     path = next(p for p in page.evaluate("Object.keys(results)") if p.endswith("summary.html"))
     html = page.evaluate("""async p => { const r = await fetch(results[p].data_uri); return await r.text(); }""",
                          path)
-    assert "id='claims'" in html and "id='provenance'" in html
+    assert "id='scorecard'" in html and "id='provenance'" in html
     assert "tiny" in html and "sgd_phase_diagram" in html and "git_revision" in html
     assert "Saad–Solla ODE" in html and "class='verdict'" in html
     assert any(f">{verdict}</td>" in html for verdict in ("agrees", "disagrees", "inconclusive"))
     assert not errors
+
+
+def test_report_opens_on_the_scorecard(browser, tiny_reference):
+    """The first screen: a description of the run and the scorecard, verdicts colour-coded, each row's link
+    opening its figure."""
+    workdir, _ = tiny_reference
+    for page, errors, _, _ in open_report(browser, workdir / "reports" / "phaselab.html", workdir):
+        check_landing(page, errors, workdir)
+
+
+def check_landing(page, errors, workdir):
+    page.wait_for_selector("#scorecard", timeout=10_000)
+    description = page.inner_text("#run-description")
+    assert "tiny" in description and "sgd_phase_diagram" in description
+    claims = json.loads((workdir / "results" / "tiny" / "claims.json").read_text())
+    rows = page.locator("#scorecard tr").count() - 1
+    assert rows == len(claims)
+    verdicts = page.locator("#scorecard td.verdict")
+    colours = {"agrees": "rgb(212, 244, 210)", "disagrees": "rgb(249, 208, 204)", "inconclusive": "rgb(251, 238, 194)"}
+    for i, c in enumerate(claims):
+        cell = verdicts.nth(i)
+        assert cell.inner_text() == c["verdict"]
+        assert cell.evaluate("e => getComputedStyle(e).backgroundColor") == colours[c["verdict"]]
+        assert cell.is_visible()
+    page.screenshot(path=str(workdir / "landing.png"))
+    page.locator("#scorecard a.figure-link").first.click()
+    figure = (workdir / "results" / "scorecard.csv").read_text().splitlines()[1].rsplit(",", 1)[1]
+    assert figure.endswith(".png")
+    page.wait_for_function("p => [...document.images].some(i => i.src === results[p].data_uri && i.naturalWidth > 0)",
+                           arg=figure, timeout=10_000)
+    assert not errors, errors
 
 
 def test_own_experiment_type_figures_load_in_its_report(browser, example_reference):

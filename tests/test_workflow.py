@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,6 +66,19 @@ def test_tiny_workflow_end_to_end(tiny_reference):
     assert "Saad" in html and "Veiga" in html  # captions state the theory
     claims = json.loads((workdir / "results" / "tiny" / "claims.json").read_text())
     assert claims and all(c["verdict"] in ("agrees", "disagrees", "inconclusive") for c in claims)
+    assert all(c["note"] for c in claims)  # every verdict says why
+    # the scorecard: one row a claim, the columns, each row pointing at a figure of its experiment
+    import csv
+
+    from phaselab.summary import SCORECARD_COLUMNS
+    with open(workdir / "results" / "scorecard.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == SCORECARD_COLUMNS
+    assert [(r["experiment"], r["claim"], r["verdict"]) for r in rows] == [("tiny", c["text"], c["verdict"])
+                                                                          for c in claims]
+    assert all(Path(r["figure"]).exists() and Path(r["figure"]).parent == workdir / "results" / "tiny" / "figures"
+               for r in rows)
+    assert all(float(r["measured"]) == c["measured"] for r, c in zip(rows, claims) if c["measured"] is not None)
     # a second run has nothing to do
     again = snakemake(workdir, "--configfile", str(workdir / "tiny.yaml"), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr

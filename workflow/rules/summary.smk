@@ -1,14 +1,21 @@
 rule summary:
-    """The report's summary page: every experiment's claims with their verdicts, and provenance."""
+    """The reproduction scorecard (every experiment's claims with their verdicts) as a CSV and as the report's first
+    screen and Summary page, with a description of the run and provenance."""
     input:
         metrics=expand(f"{RESULTS}/{{experiment}}/metrics.nc", experiment=EXPERIMENTS),
         claims=expand(f"{RESULTS}/{{experiment}}/claims.json", experiment=EXPERIMENTS),
     output:
-        report(
+        html=report(
             f"{RESULTS}/summary.html",
             caption="../report/summary.rst",
             category="Summary",
-            labels={"page": "claims and verdicts, provenance"},
+            labels={"page": "scorecard: claims and verdicts, provenance"},
+        ),
+        csv=report(
+            f"{RESULTS}/scorecard.csv",
+            caption="../report/scorecard.rst",
+            category="Summary",
+            labels={"page": "scorecard (CSV)"},
         ),
     log:
         f"{RESULTS}/logs/summary.log",

@@ -1,4 +1,4 @@
-"""Rule summary: the report's page of sim-vs-theory agreement and provenance."""
+"""Rule summary: the reproduction scorecard (CSV) and the report's first screen (claims, verdicts, provenance)."""
 
 from _log import logged
 
@@ -10,5 +10,6 @@ with logged(snakemake):  # noqa: F821 (injected by Snakemake)
         snakemake.params.experiments,
         snakemake.input.metrics,
         snakemake.input.claims,
-        snakemake.output[0],
+        snakemake.output.html,
+        snakemake.output.csv,
     )
