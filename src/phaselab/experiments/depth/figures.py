@@ -117,6 +117,8 @@ def depth_multiply(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     fig, axes = new_figure(len(pn) + 1, panel_w=4.2, panel_h=3.9, extra_h=0.9)
     layers = metrics["layers"].values
     cols = colors(len(layers), "plasma")
+    best = metrics["product_net_best"].values
+    floor = max(1e-4, 0.5 * float(np.nanmin(best))) if np.isfinite(best).any() else 1e-3  # one y range for all n
     for ax, n in zip(axes[0], pn):
         N = metrics["product_net_neurons"].sel(product_n=n)
         for color, L in zip(cols, layers):
@@ -133,7 +135,7 @@ def depth_multiply(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         plain_log_axis(ax.yaxis)
-        ax.set_ylim(top=max(2.0, ax.get_ylim()[1]))
+        ax.set_ylim(floor, 2.0)
         ax.set_xlabel("hidden neurons N in total (dimensionless)")
         ax.set_ylabel("test MSE / Var Π x_i (dimensionless)")
         ax.set_title(f"n = {int(n)}: target Π x_i, x ~ U[−1, 1]^{int(n)}", fontsize=9)
