@@ -23,3 +23,19 @@ def test_throughput_figure_draws_the_measured_rates():
     assert left.lines[1].get_ydata()[0] == 1e3
     heights = sorted(p.get_height() for p in right.patches)
     assert heights == [1e3, 5e4]
+
+
+def test_step_flops_equal_pytorchs_flop_count_of_a_training_step():
+    """The roofline's flop count of one member's step against PyTorch's own count (FlopCounterMode) of a
+    forward/backward of the per-run loop's model: an independent route."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from phaselab.bench import step_flops
+
+    for h, batch in ((32, 1000), (128, 32), (512, 7)):
+        model = torch.nn.Sequential(torch.nn.Linear(64, h), torch.nn.Tanh(), torch.nn.Linear(h, 10))
+        x, y = torch.randn(batch, 64), torch.randn(batch, 10)
+        with FlopCounterMode(display=False) as counter:
+            (0.5 * ((model(x) - y) ** 2).sum(1).mean()).backward()
+        assert counter.get_total_flops() == step_flops(h, batch)

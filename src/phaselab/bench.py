@@ -252,8 +252,23 @@ def ensemble_case(h: int, mode: str, dtype: torch.dtype, cfg: dict) -> dict:
         out[f"{name}_s"] = min(values)
         out[f"{name}_rate"] = M * steps / min(values)
     out.update(h=h, mode=mode, dtype=str(dtype).removeprefix("torch."), members=M, steps=steps,
-               old_ratio=out["per_run_s"] / out["old_s"], new_ratio=out["per_run_s"] / out["new_s"])
+               old_ratio=out["per_run_s"] / out["old_s"], new_ratio=out["per_run_s"] / out["new_s"],
+               flops_per_member_step=step_flops(h, cfg["n"] if mode == "gd" else cfg["batch"]))
     return out
+
+
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 1024, repeats: int = 8) -> float:
+    """The core's matmul rate (GFLOP/s, best of ``repeats``) on one large square product: the roofline of a
+    compute-bound training step at the current thread count."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    return 2 * size**3 / min(_timed(lambda: a @ b) for _ in range(repeats)) / 1e9
+
+
+def step_flops(h: int, batch: int, d: int = 64, classes: int = 10) -> int:
+    """Flops of the matmuls of one member's training step of the d → h → classes MLP on B = ``batch`` examples:
+    forward 2B(dh + hC), the signal backpropagated to the hidden layer 2B·hC (none to the input), the two weight
+    gradients 2B(dh + hC): 2B(2dh + 3hC) in all."""
+    return 2 * batch * (2 * d * h + 3 * h * classes)
 
 
 def ensemble_scaling(h: int, mode: str, dtype: torch.dtype, cfg: dict, sizes) -> list[dict]:
@@ -291,16 +306,22 @@ def ensemble_main(quick: bool = False, threads: int = 1, json_path: str | None =
           f"agreement (max rel. loss diff, old / new)   [member-steps/s]")
     results = {"config": {k: v for k, v in cfg.items()}, "machine": machine, "cases": [], "scaling": []}
     results["config"]["gd_steps"] = {str(k): v for k, v in cfg["gd_steps"].items()}
+    results["matmul_peak_gflops"] = {dt: matmul_peak_gflops(getattr(torch, dt)) for dt in cfg["dtypes"]}
+    print("matmul peak (1024² product, GFLOP/s): " + ", ".join(f"{dt} {v:.1f}"
+                                                               for dt, v in results["matmul_peak_gflops"].items()))
     for dtype_name in cfg["dtypes"]:
         dtype = getattr(torch, dtype_name)
         for mode in ("gd", "sgd"):
             for h in cfg["widths"]:
                 r = ensemble_case(h, mode, dtype, cfg)
+                # the roofline: the ratio an engine running every member's step at the matmul peak would reach
+                r["roofline_ratio"] = (r["per_run_s"] * results["matmul_peak_gflops"][dtype_name] * 1e9
+                                       / (r["members"] * r["steps"] * r["flops_per_member_step"]))
                 results["cases"].append(r)
                 label = f"{dtype_name} {'GD' if mode == 'gd' else 'SGD B=' + str(cfg['batch'])} h={h}"
                 print(f"{label:22s} {r['per_run_rate']:10.0f} {r['old_rate']:10.0f} {r['new_rate']:10.0f}   "
                       f"{r['old_ratio']:6.2f}x {r['new_ratio']:6.2f}x   {r['old_max_rel_diff']:.1e} / "
-                      f"{r['new_max_rel_diff']:.1e}", flush=True)
+                      f"{r['new_max_rel_diff']:.1e}   roofline {r['roofline_ratio']:.1f}x", flush=True)
     for mode in ("sgd", "gd"):
         results["scaling"] += ensemble_scaling(128, mode, torch.float64, cfg, cfg["scaling"])
     print("new engine against ensemble size (h = 128, float64), member-steps/s: " + "; ".join(
@@ -308,8 +329,10 @@ def ensemble_main(quick: bool = False, threads: int = 1, json_path: str | None =
     new = np.array([r["new_ratio"] for r in results["cases"]])
     old = np.array([r["old_ratio"] for r in results["cases"]])
     agree = {dt: max(r["new_max_rel_diff"] for r in results["cases"] if r["dtype"] == dt) for dt in cfg["dtypes"]}
+    roof = np.array([r["roofline_ratio"] for r in results["cases"]])
     results.update(ratio=float(np.exp(np.log(new).mean())), old_ratio=float(np.exp(np.log(old).mean())),
-                   min_ratio=float(new.min()), agreement=agree, peak_rss_mb=peak_rss_mb())
+                   min_ratio=float(new.min()), agreement=agree, peak_rss_mb=peak_rss_mb(),
+                   roofline_ratio=float(np.exp(np.log(roof).mean())))
     for dt in cfg["dtypes"]:
         sel = [r for r in results["cases"] if r["dtype"] == dt]
         print(f"{dt}: geometric mean new {np.exp(np.mean(np.log([r['new_ratio'] for r in sel]))):.2f}x, "
@@ -318,6 +341,8 @@ def ensemble_main(quick: bool = False, threads: int = 1, json_path: str | None =
           + ", ".join(f"{dt} {v:.1e}" for dt, v in agree.items()))
     print(f"peak memory (RSS of this process): {peak_rss_mb():.0f} MB; slowest workload new/run "
           f"{results['min_ratio']:.2f}x; old engine geometric mean {results['old_ratio']:.2f}x")
+    print(f"roofline (every step at the matmul peak): geometric mean {results['roofline_ratio']:.1f}x; the engine "
+          f"reaches {results['ratio'] / results['roofline_ratio']:.0%} of it")
     if json_path:
         with open(json_path, "w") as fh:
             json.dump(results, fh, indent=2)
