@@ -32,6 +32,17 @@ Beside it, in the folder:
     - optional ``collect(run, cells) -> xarray.Dataset``: merge the cells' datasets (default: ``xarray.merge``);
 - ``figures.py``: one function a figure name, ``(metrics, theory) -> matplotlib Figure``.
 
+Claims: ``claims`` returns :class:`Claim` objects built by one of two functions, which set the verdict.
+
+- :func:`judge`: "measured = theory within tolerance" (``relation`` "="), e.g. a seed mean against a closed form;
+- :func:`exceeds`: a one-sided (sign) statement "measured > threshold" (``relation`` ">"), e.g. "tanh compresses",
+  "the large batch is sharper": agrees when the whole interval measured ± uncertainty lies above the threshold,
+  disagrees when it lies below, inconclusive when it straddles it. A statement "X < 0" is written as "−X > 0".
+
+Their uncertainty is fixed a priori, mostly the seed interval of a mean: :func:`seed_interval` (the two-sided
+Student-t interval; :func:`student_t_quantile` for a type's own level, e.g. a Bonferroni cut). :func:`largest`
+picks the point of largest deviation.
+
 The framework runs the stages in this order: make_data (per data id) → train (per cell) → collect → theory →
 figures and claims. Stages return xarray objects; the framework writes them.
 """
@@ -46,6 +57,7 @@ from typing import TextIO
 
 AGREES, DISAGREES, INCONCLUSIVE = "agrees", "disagrees", "inconclusive"
 VERDICTS = (AGREES, DISAGREES, INCONCLUSIVE)
+RELATIONS = ("=", ">")  # a claim's statement: measured = theory (within tolerance), measured > theory (a threshold)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +80,9 @@ class Cell:
 @dataclass(frozen=True)
 class Claim:
     """A quantitative statement a figure tests: ``measured`` ± ``uncertainty`` against ``theory`` within
-    ``tolerance`` (absolute, in the units of the values). Build it with :func:`judge`, which sets the verdict."""
+    ``tolerance`` (absolute, in the units of the values) when ``relation`` is "=" (built by :func:`judge`), or
+    ``measured`` ± ``uncertainty`` above the threshold ``theory`` when ``relation`` is ">" (built by
+    :func:`exceeds`; tolerance 0). Both functions set the verdict."""
 
     text: str
     source: str
@@ -80,14 +94,17 @@ class Claim:
     where: str = ""  # which points were compared
     note: str = ""  # one sentence of why the verdict is what it is
     figure: str = ""  # the figure (one of the type's FIGURES) that shows it; "" = the type's first figure
+    relation: str = "="  # "=": measured within tolerance of theory; ">": measured exceeds theory (a threshold)
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ValueError(f"claim verdict {self.verdict!r} is not one of {VERDICTS}")
+        if self.relation not in RELATIONS:
+            raise ValueError(f"claim relation {self.relation!r} is not one of {RELATIONS}")
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("text", "source", "theory", "measured", "uncertainty", "tolerance",
-                                               "verdict", "where", "note", "figure")}
+                                               "verdict", "where", "note", "figure", "relation")}
 
 
 def _finite(x) -> float | None:
@@ -101,7 +118,9 @@ def judge(text: str, source: str, *, theory: float | None, measured: float | Non
     (|m − t| − u > tol), *inconclusive* otherwise, and when there is nothing to compare (None or NaN).
 
     ``note``: one sentence of why (the physics: "too few steps to reach the edge"); without one, a sentence
-    from the numbers is written. ``figure``: the figure that shows the claim (default: the type's first)."""
+    from the numbers is written. ``figure``: the figure that shows the claim (default: the type's first).
+    The claim's ``relation`` is "=". A sign statement ("X > 0") is not an equality: write it with
+    :func:`exceeds` (relation ">"), not as a band about a made-up centre."""
     theory, measured, unc = _finite(theory), _finite(measured), _finite(uncertainty)
     if theory is None or measured is None or (uncertainty is not None and unc is None):
         verdict = INCONCLUSIVE
@@ -116,6 +135,53 @@ def judge(text: str, source: str, *, theory: float | None, measured: float | Non
                INCONCLUSIVE: f"the uncertainty {unc:.2g} straddles the tolerance: |measured − theory| = {gap:.3g} "
                              f"against {tolerance:.3g}"}[verdict]
     return Claim(text, source, theory, measured, unc, float(tolerance), verdict, where, note or why, figure)
+
+
+def exceeds(text: str, source: str, *, measured: float | None, uncertainty: float | None,
+            threshold: float = 0.0, where: str = "", note: str = "", figure: str = "") -> Claim:
+    """A one-sided claim "measured > threshold" with its verdict: *agrees* when the measured value exceeds the
+    threshold even at the lower edge of its uncertainty (m − u > threshold), *disagrees* when it falls below it even
+    at the upper edge (m + u < threshold), *inconclusive* otherwise, and when there is nothing to compare (None or
+    NaN). ``uncertainty``: the half-width of the interval judged (e.g. :func:`seed_interval`'s 95 % half-width, or
+    2 standard errors), fixed a priori. The claim has ``theory`` = threshold, ``tolerance`` = 0, ``relation`` ">".
+
+    ``note``, ``figure``: as for :func:`judge` (without a note, a sentence from the numbers is written)."""
+    measured, unc, threshold = _finite(measured), _finite(uncertainty), float(threshold)
+    if measured is None or unc is None:
+        verdict = INCONCLUSIVE
+        why = ("nothing to compare: no finite measurement at these settings" if measured is None else
+               "no interval: the measurement has no finite uncertainty (e.g. fewer than two seeds)")
+    else:
+        lo, hi = measured - unc, measured + unc
+        verdict = AGREES if lo > threshold else DISAGREES if hi < threshold else INCONCLUSIVE
+        side = {AGREES: "lies above", DISAGREES: "lies below", INCONCLUSIVE: "straddles"}[verdict]
+        why = f"the interval {measured:.3g} ± {unc:.2g}, [{lo:.3g}, {hi:.3g}], {side} {threshold:g}"
+    return Claim(text, source, threshold, measured, unc, 0.0, verdict, where, note or why, figure, ">")
+
+
+def student_t_quantile(n: int, confidence: float = 0.95) -> float:
+    """The two-sided Student-t quantile of a mean of ``n`` values: t with P(|T| ≤ t) = ``confidence`` for n − 1
+    degrees of freedom (n = math.inf: the normal quantile, for a known standard error); NaN for n < 2."""
+    from scipy.stats import t as student_t
+
+    if n < 2:
+        return math.nan
+    return float(student_t.ppf(0.5 + confidence / 2, n - 1))
+
+
+def seed_interval(values, confidence: float = 0.95) -> tuple[float, float, int]:
+    """The seed interval of a mean: (mean, half-width, n) of the finite ``values`` (e.g. one a seed), the
+    half-width that of the two-sided Student-t ``confidence`` interval, t_{n−1} · s/√n (s the sample standard
+    deviation, ddof 1). (mean or NaN, NaN, n) when n < 2."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    n = len(v)
+    mean = float(v.mean()) if n else math.nan
+    if n < 2:
+        return mean, math.nan, n
+    return mean, student_t_quantile(n, confidence) * float(v.std(ddof=1)) / math.sqrt(n), n
 
 
 def largest(deviation, uncertainty) -> tuple[float | None, float | None]:

@@ -1,10 +1,12 @@
 """The reproduction scorecard: every experiment's claims with their verdicts, and how each dataset was made.
 
 Claims come from each experiment's ``claims.json`` (the claims stage: theory value, measured value ± its
-uncertainty, tolerance, verdict, one sentence of why); provenance from the attributes of its ``metrics.nc``
-(versions, git revision, config hash, device). Two outputs: ``scorecard.csv`` (one row a claim, columns
-:data:`SCORECARD_COLUMNS`) and ``summary.html`` (a description of the run, the scorecard colour-coded by verdict with
-a link from each row to its figure, and provenance) — the report's first screen and its Summary page.
+uncertainty, tolerance, verdict, one sentence of why; its ``relation``: "=" for measured = theory within the
+tolerance, ">" for a one-sided claim measured > theory, the threshold, shown as "> 0"); provenance from the
+attributes of its ``metrics.nc`` (versions, git revision, config hash, device). Two outputs: ``scorecard.csv``
+(one row a claim, columns :data:`SCORECARD_COLUMNS`) and ``summary.html`` (a description of the run, the scorecard
+colour-coded by verdict with a link from each row to its figure, and provenance) — the report's first screen and its
+Summary page.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import json
 PROVENANCE_KEYS = ("phaselab_version", "git_revision", "config_sha256", "torch_version", "numba_version",
                    "numpy_version", "xarray_version", "netcdf4_version", "snakemake_version", "python_version",
                    "device", "backend")
-SCORECARD_COLUMNS = ("experiment", "type", "claim", "source", "theory", "measured", "uncertainty", "tolerance",
-                     "verdict", "note", "figure")
+SCORECARD_COLUMNS = ("experiment", "type", "claim", "source", "relation", "theory", "measured", "uncertainty",
+                     "tolerance", "verdict", "note", "figure")
 VERDICT_COLOURS = {"agrees": "#d4f4d2", "disagrees": "#f9d0cc", "inconclusive": "#fbeec2"}
 STYLE = ("#phaselab-summary{font-family:sans-serif;margin:0.5em;max-width:none}"
          "#phaselab-summary table{border-collapse:collapse;margin-bottom:1.5em;width:100%}"
@@ -31,6 +33,11 @@ STYLE = ("#phaselab-summary{font-family:sans-serif;margin:0.5em;max-width:none}"
 
 def _number(v) -> str:
     return "—" if v is None else f"{v:.3g}"
+
+
+def _theory(r: dict) -> str:
+    """The theory cell: the value, or "> threshold" for a one-sided claim."""
+    return f"> {_number(r['theory'])}" if r["relation"] == ">" else _number(r["theory"])
 
 
 def figure_link(path: str, label: str) -> str:
@@ -50,8 +57,9 @@ def scorecard_rows(experiments: list[dict]) -> list[dict]:
         for c in e["claims"]:
             name = c.get("figure") or next(iter(e["figures"]), "")
             rows.append({"experiment": e["experiment"], "type": e["type"], "claim": c["text"], "source": c["source"],
-                         "theory": c["theory"], "measured": c["measured"], "uncertainty": c["uncertainty"],
-                         "tolerance": c["tolerance"], "verdict": c["verdict"], "note": c.get("note", ""),
+                         "relation": c.get("relation", "="), "theory": c["theory"], "measured": c["measured"],
+                         "uncertainty": c["uncertainty"], "tolerance": c["tolerance"], "verdict": c["verdict"],
+                         "note": c.get("note", ""),
                          "figure": e["figures"].get(name, "")})
     return rows
 
@@ -94,7 +102,8 @@ def summary_html(experiments: list[dict], description: str = "") -> str:
         colour = f" class='verdict' style='background:{VERDICT_COLOURS[r['verdict']]}'"
         link = figure_link(r["figure"], r["figure"].rsplit("/", 1)[-1]) if r["figure"] else "—"
         out.append("<tr>" + cell(f"{r['experiment']} ({r['type']})") + cell(r["claim"]) + cell(r["source"])
-                   + cell(_number(r["theory"])) + cell(measured) + cell(_number(r["tolerance"]))
+                   + cell(_theory(r)) + cell(measured)
+                   + cell("—" if r["relation"] == ">" else _number(r["tolerance"]))
                    + cell(r["verdict"], colour) + cell(r["note"] or "—") + f"<td>{link}</td></tr>")
     for name, e in by_name.items():
         if not e["claims"]:
