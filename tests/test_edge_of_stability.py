@@ -103,7 +103,7 @@ def test_edge_of_stability_end_to_end(tmp_path):
         stop = np.where(reached.any(-1), reached.argmax(-1), len(steps) - 1)
         rise.append(1 - ratio[i][:, 0] / ratio[i][np.arange(2), stop])
     assert all(f"{r.mean():.3g}" in sharpening.where for r in rise)
-    assert sharpening.theory == 0.5 and sharpening.tolerance == 0.5
+    assert (sharpening.relation, sharpening.theory, sharpening.tolerance) == (">", 0.0, 0.0)  # rise > 0
 
 
 def synthetic_run(ratios: dict[float, np.ndarray]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge, largest
+from phaselab.experiment import Claim, Run, exceeds, judge, largest, seed_interval
 from phaselab.experiments.edge_of_stability import SeedCell, checkpoints
 
 VARIABLES = {
@@ -117,25 +117,9 @@ EDGE_TOLERANCE = 0.1
 # rule; judged on the median over the second half of training of each seed (robust to the spikes of the
 # catapult-like excursions above 2/η), seed mean ± the 95 % Student-t half-width over seeds.
 HOVER_TOLERANCE = 0.1
-# "Rises" is a sign: the relative rise 1 − λ_max(0)/λ_max(t*) lies in (0, 1] (≤ 1 by construction), judged as
-# theory 0.5 (the interval's centre), tolerance 0.5, with the 95 % Student-t half-width of the seed mean as the
-# uncertainty: agrees when the whole interval is above 0.
-SIGN_THEORY, SIGN_TOLERANCE = 0.5, 0.5
+# "Rises" is a sign: the relative rise 1 − λ_max(0)/λ_max(t*) > 0 (phaselab.experiment.exceeds), with the 95 %
+# Student-t half-width of the seed mean as the uncertainty: agrees when the whole interval is above 0.
 SOURCE = "Cohen, Kaur, Li, Kolter & Talwalkar, ICLR 2021"
-
-
-def _t95_half_width(values: np.ndarray) -> float | None:
-    """The 95 % Student-t half-width of the mean of the finite ``values`` (None with fewer than two)."""
-    from scipy.stats import t as student_t
-
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return float(student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
-
-
-def _or_nan(half_width: float | None) -> float:
-    """An interval's half-width for :func:`judge`: NaN (hence inconclusive) where there is none."""
-    return np.nan if half_width is None else half_width
 
 
 def edge_arrival(metrics, theory):
@@ -200,13 +184,13 @@ def claims(metrics, theory) -> list[Claim]:
             note = (f"the last seed reached the edge only at step {int(arrived.max())}, after the half-way step "
                     f"{half:g}: too little of the run at the edge to judge the hovering")
         else:
-            m, u = float(np.mean(medians[i][alive])), _t95_half_width(medians[i][alive])
-            if u is None:
+            m, u, k = seed_interval(medians[i][alive])
+            if k < 2:
                 note = "one seed: no confidence interval for the seed mean"
         out.append(judge(
             f"at η = {lr:g} the sharpness hovers at 2/η = {2 / lr:.3g}: the median of η λ_max / 2 over the second "
             f"half of training lies in 1 ± {HOVER_TOLERANCE:g} (seed mean ± 95 % Student-t half-width)",
-            SOURCE, theory=1.0, measured=m, uncertainty=_or_nan(u), tolerance=HOVER_TOLERANCE, note=note,
+            SOURCE, theory=1.0, measured=m, uncertainty=u, tolerance=HOVER_TOLERANCE, note=note,
             where=f"η = {lr:g}, steps ≥ {half:g}; first arrival at {1 - EDGE_TOLERANCE:g} · 2/η per seed: "
                   + ", ".join("never" if np.isnan(a) else f"step {int(a)}" for a in first[i])))
 
@@ -214,14 +198,12 @@ def claims(metrics, theory) -> list[Claim]:
     last = np.where(np.isnan(first), steps.max(), first)  # t*: arrival at the edge, else the end of the run
     at_t = np.take_along_axis(ratio.values, np.searchsorted(steps, last)[..., None], axis=-1)[..., 0]
     rise = 1.0 - initial / at_t  # (lr, seed)
-    means = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in rise])
-    halves = np.array([_or_nan(_t95_half_width(r)) for r in rise])
+    means, halves, _ = np.array([seed_interval(r) for r in rise]).reshape(-1, 3).T
     weakest = int(np.nanargmin(means - halves)) if np.isfinite(means - halves).any() else None
-    out.append(judge(
+    out.append(exceeds(
         "progressive sharpening: at every η the sharpness rises from initialisation until it reaches 2/η (or to "
-        "the end of the run where it never does): the relative rise 1 − λ_max(0)/λ_max(t*) > 0, judged as lying "
-        "in (0, 1] (theory: the interval's centre); the η with the lowest lower 95 % bound",
-        SOURCE, theory=SIGN_THEORY, tolerance=SIGN_TOLERANCE,
+        "the end of the run where it never does): the relative rise 1 − λ_max(0)/λ_max(t*) > 0 (seed mean ± 95 % "
+        "Student-t half-width); the η with the lowest lower 95 % bound", SOURCE,
         measured=None if weakest is None else float(means[weakest]),
         uncertainty=None if weakest is None else float(halves[weakest]),
         note="" if weakest is not None and np.isfinite(halves[weakest]) else

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge, largest
+from phaselab.experiment import Claim, Run, judge, largest, seed_interval
 from phaselab.experiments.implicit_bias import EnsembleCell
 
 
@@ -133,20 +133,6 @@ LIMIT_TOLERANCE = 0.1
 NORM_SLOPE_TOLERANCE = 0.05
 
 
-def _t95_half_width(values: np.ndarray) -> float | None:
-    """The 95 % Student-t half-width of the mean of the finite ``values`` (None with fewer than two)."""
-    from scipy.stats import t as student_t
-
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return float(student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
-
-
-def _or_nan(half_width: float | None) -> float:
-    """An interval's half-width for :func:`judge`: NaN (hence inconclusive) where there is none."""
-    return np.nan if half_width is None else half_width
-
-
 def rate_fits(metrics, theory) -> dict[str, np.ndarray]:
     """Per (η, data set), over the late window (t ≥ T/10^FIT_DECADES where the asymptote is valid): the straight-
     line fit θ(t) = a + b/(log t + c) of the angle (c = w̃·ŵ/‖ŵ‖², the asymptote's time shift), as the limit angle
@@ -229,8 +215,7 @@ def rate_claims(metrics, theory) -> list[Claim]:
                            f"(γ̂ the maximum margin), relative deviation within {NORM_SLOPE_TOLERANCE:g}",
              NORM_SLOPE_TOLERANCE, "slope/‖ŵ‖ − 1")):
         v = fits[key]
-        means = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in v])
-        halves = np.array([_or_nan(_t95_half_width(r)) for r in v])
+        means, halves, _ = np.array([seed_interval(r) for r in v]).reshape(-1, 3).T
         worst = int(np.nanargmax(abs(means))) if np.isfinite(means).any() else None
         m = None if worst is None else float(means[worst])
         h = None if worst is None else float(halves[worst])

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge
+from phaselab.experiment import Claim, Run, exceeds, judge, seed_interval
 from phaselab.experiments.information_plane import ActivationCell
 
 
@@ -174,29 +174,14 @@ def claims(metrics, theory) -> list[Claim]:
 # c = (peak − late)/peak of its binned I(X;T): peak the largest value over the epochs, late the mean over the last
 # half-decade of epochs (epoch ≥ T/√10; a single checkpoint carries the SGD fluctuation of the binned estimate,
 # up to ~1.7 bit on the quick config). c ∈ [0, 1] by construction. Judged on the seed mean ± the 95 % Student-t
-# half-width: "tanh compresses" and "tanh compresses more than ReLU" are signs, c > 0, read as lying in (0, 1]
-# (theory 0.5, tolerance 0.5: agrees when the whole interval is above 0); "ReLU does not" is c = 0 within a tenth
-# of the peak (fixed a priori: a fall smaller than 10 % of the peak is no compression phase).
+# half-width: "tanh compresses" and "tanh compresses more than ReLU" are signs, c > 0 (phaselab.experiment.exceeds:
+# agrees when the whole interval is above 0); "ReLU does not" is c = 0 within a tenth of the peak (fixed a priori: a
+# fall smaller than 10 % of the peak is no compression phase).
 LATE_DECADES = 0.5
-SIGN_THEORY, SIGN_TOLERANCE = 0.5, 0.5
 NO_COMPRESSION = 0.1
 ESTIMATOR_CAVEAT = ("binned estimate (bins of {w:g} per neuron): the network is deterministic, so the true I(X;T) "
                     "of an injective layer is H(X) = 12 bits at every epoch; the binned value, and its fall, depend "
                     "on the bin width and measure saturation of the activities into bins (Saxe et al.)")
-
-
-def _t95_half_width(values: np.ndarray) -> float | None:
-    """The 95 % Student-t half-width of the mean of the finite ``values`` (None with fewer than two)."""
-    from scipy.stats import t as student_t
-
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return float(student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
-
-
-def _or_nan(half_width: float | None) -> float:
-    """An interval's half-width for :func:`judge`: NaN (hence inconclusive) where there is none."""
-    return np.nan if half_width is None else half_width
 
 
 def compression(metrics, layer: int | None = None):
@@ -222,8 +207,8 @@ def compression_claims(metrics) -> list[Claim]:
     stats = {}
     for act in acts:
         v = rel.sel(activation=act).values
-        stats[act] = (float(np.nanmean(v)) if np.isfinite(v).any() else None, _t95_half_width(v), v,
-                      last.sel(activation=act).values)
+        m, h, n = seed_interval(v)
+        stats[act] = (m if n else None, h if n > 1 else None, v, last.sel(activation=act).values)
 
     def where(act):
         m, h, v, fin = stats[act]
@@ -242,12 +227,10 @@ def compression_claims(metrics) -> list[Claim]:
     src = "Shwartz-Ziv & Tishby 2017; Saxe et al. ICLR 2018"
     if "tanh" in stats:
         m, h, _, _ = stats["tanh"]
-        out.append(judge(
+        out.append(exceeds(
             "tanh: the binned I(X;T) of the last hidden layer falls after its peak (compression): relative fall "
-            "(peak − late mean)/peak > 0, judged as lying in (0, 1] (theory: the interval's centre; seed mean ± 95 % "
-            "Student-t half-width)", src, theory=SIGN_THEORY, measured=m, uncertainty=_or_nan(h),
-            tolerance=SIGN_TOLERANCE,
-            where=where("tanh"), figure="information_plane_layers",
+            "(peak − late mean)/peak > 0 (seed mean ± 95 % Student-t half-width)", src, measured=m,
+            uncertainty=h, where=where("tanh"), figure="information_plane_layers",
             note=why(m, h, "" if m is None or h is None or m - h > 0 else
                      f"the 95 % band {m:.2g} ± {h:.2g} of the fall reaches 0: with {epochs} epochs and these seeds "
                      f"the compression phase is not resolved")))
@@ -256,21 +239,21 @@ def compression_claims(metrics) -> list[Claim]:
         out.append(judge(
             f"ReLU: the binned I(X;T) of the last hidden layer does not fall after its peak (no compression, Saxe "
             f"et al.): relative fall (peak − late mean)/peak = 0 within {NO_COMPRESSION:g} (seed mean ± 95 % "
-            f"Student-t half-width)", "Saxe et al. ICLR 2018", theory=0.0, measured=m, uncertainty=_or_nan(h),
-            tolerance=NO_COMPRESSION, where=where("relu"), figure="information_plane_layers",
+            f"Student-t half-width)", "Saxe et al. ICLR 2018", theory=0.0, measured=m,
+            uncertainty=math.nan if h is None else h, tolerance=NO_COMPRESSION, where=where("relu"),
+            figure="information_plane_layers",
             note=why(m, h, "" if m is None or h is None or m + h <= NO_COMPRESSION else
                      f"the 95 % band {m:.2g} ± {h:.2g} of the fall reaches beyond {NO_COMPRESSION:g} of the peak: "
                      f"the binned I(X;T) of one ReLU seed falls by {np.nanmax(stats['relu'][2]):.2g} of its "
                      f"peak")))
     if "tanh" in stats and "relu" in stats:
         d = stats["tanh"][2] - stats["relu"][2]
-        m = float(np.nanmean(d)) if np.isfinite(d).any() else None
-        h = _t95_half_width(d)
-        out.append(judge(
+        m, h, n = seed_interval(d)
+        m, h = (m if n else None), (h if n > 1 else None)
+        out.append(exceeds(
             "tanh compresses more than ReLU (Saxe et al.'s critique: compression comes from tanh's saturation): "
-            "relative fall of tanh − that of ReLU > 0, paired by seed, judged as lying in (0, 1] (theory: the "
-            "interval's centre)", "Saxe et al. ICLR 2018", theory=SIGN_THEORY, measured=m, uncertainty=_or_nan(h),
-            tolerance=SIGN_TOLERANCE, figure="information_plane_layers",
+            "relative fall of tanh − that of ReLU > 0, paired by seed (seed mean ± 95 % Student-t half-width)",
+            "Saxe et al. ICLR 2018", measured=m, uncertainty=h, figure="information_plane_layers",
             where=f"layer {layer}, {window}; per seed {', '.join(f'{x:.3g}' for x in d)}",
             note=why(m, h, "" if m is None or h is None or m - h > 0 else
                      f"the 95 % band {m:.2g} ± {h:.2g} of the paired difference reaches 0 with "
