@@ -206,11 +206,11 @@ def test_slopes_and_one_sided_claims_from_known_numbers():
     q = np.array([0.0, 0.5, 1.0])
     y = np.array([[100.0, 200.0, 300.0], [100.0, 150.0, 400.0], [0.0, 0.0, 0.0]])
     np.testing.assert_allclose(rls.slopes(q, y), [200.0, 300.0, 0.0])  # Σ(q − q̄)(y − ȳ)/Σ(q − q̄)²
-    up = rls.exceeds_zero("x", "s", [200.0, 300.0, 250.0], where="w")
+    up = rls.seeds_exceed_zero("x", "s", [200.0, 300.0, 250.0], where="w")
     half = student_t.ppf(0.975, 2) * 50.0 / math.sqrt(3)  # mean 250, SD 50: 250 ± 124
     assert up.measured == pytest.approx(250.0) and up.uncertainty == pytest.approx(half) and up.verdict == "agrees"
-    assert rls.exceeds_zero("x", "s", [-200.0, -300.0, -250.0], where="w").verdict == "disagrees"
-    assert rls.exceeds_zero("x", "s", [200.0, -150.0, 100.0], where="w").verdict == "inconclusive"
-    assert rls.exceeds_zero("x", "s", [200.0, np.nan], where="w").verdict == "inconclusive"  # one seed: no interval
-    assert rls.t_quantile(1, 0.0027) == pytest.approx(3.0, abs=1e-3)  # normal
-    assert rls.t_quantile(3, 0.05) == pytest.approx(4.303, abs=1e-3)
+    assert (up.relation, up.theory, up.tolerance) == (">", 0.0, 0.0)
+    assert rls.seeds_exceed_zero("x", "s", [-200.0, -300.0, -250.0], where="w").verdict == "disagrees"
+    assert rls.seeds_exceed_zero("x", "s", [200.0, -150.0, 100.0], where="w").verdict == "inconclusive"
+    one = rls.seeds_exceed_zero("x", "s", [200.0, np.nan], where="w")  # one seed: no interval
+    assert one.verdict == "inconclusive" and "fewer than 2 seeds" in one.note

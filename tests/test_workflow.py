@@ -74,6 +74,7 @@ def test_tiny_workflow_end_to_end(tiny_reference):
     with open(workdir / "results" / "scorecard.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == SCORECARD_COLUMNS
+    assert [r["relation"] for r in rows] == [c["relation"] for c in claims]  # "=" or ">" (a one-sided claim)
     assert [(r["experiment"], r["claim"], r["verdict"]) for r in rows] == [("tiny", c["text"], c["verdict"])
                                                                           for c in claims]
     assert all(Path(r["figure"]).exists() and Path(r["figure"]).parent == workdir / "results" / "tiny" / "figures"

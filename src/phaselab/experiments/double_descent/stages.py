@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge, largest
+from phaselab.experiment import Claim, Run, exceeds, judge, largest, seed_interval, student_t_quantile
 from phaselab.experiments.double_descent import COORDS, DIGITS_CLASSES, DIGITS_DIM, PartCell, linear_dims, rf_features
 
 
@@ -296,39 +296,9 @@ CONFIDENCE = 0.95
 def t_cut(n_seeds: int, n_points: int = 1) -> float:
     """Critical |t| of a seed mean over ``n_seeds`` seeds at the two-sided false-alarm rate FALSE_ALARM shared by
     ``n_points`` compared points (Student t with n_seeds − 1 degrees of freedom); inf below 2 seeds."""
-    from scipy.stats import t as student_t
-
     if n_seeds < 2:
         return math.inf
-    return float(student_t.ppf(1.0 - FALSE_ALARM / (2 * max(n_points, 1)), n_seeds - 1))
-
-
-def ci_half_width(sem: float, n_seeds: int, confidence: float = CONFIDENCE) -> float:
-    """Half-width of the two-sided Student-t interval of a seed mean (standard error ``sem``, ``n_seeds`` seeds)."""
-    from scipy.stats import t as student_t
-
-    if n_seeds < 2 or not np.isfinite(sem):
-        return math.nan
-    return float(student_t.ppf(0.5 + confidence / 2, n_seeds - 1) * sem)
-
-
-def exceeds_zero(text: str, source: str, value: float | None, half_width: float | None, *, where: str,
-                 note: str = "", figure: str = "") -> Claim:
-    """A one-sided claim X > 0 judged on the interval X ± half_width: *agrees* when the interval lies above 0,
-    *disagrees* when it lies below 0, *inconclusive* when it straddles 0. Written for :func:`judge` as the band
-    [0, 2T] with T = |X| + half_width (which covers every positive value the interval can reach)."""
-    if value is None or half_width is None or not (np.isfinite(value) and np.isfinite(half_width)):
-        return judge(text, source, theory=None, measured=None, tolerance=0.0, where=where, note=note, figure=figure)
-    band = abs(value) + half_width
-    note = note or _interval_note(value, half_width)
-    return judge(text + " (X > 0: the band [0, 2T], T = |X| + CI half-width)", source, theory=band, measured=value,
-                 uncertainty=half_width, tolerance=band, where=where, note=note, figure=figure)
-
-
-def _interval_note(value: float, half_width: float) -> str:
-    lo, hi = value - half_width, value + half_width
-    side = "above" if lo > 0 else "below" if hi < 0 else "across"
-    return f"the 95 % interval of X, [{lo:.3g}, {hi:.3g}], lies {side} 0"
+    return student_t_quantile(n_seeds, 1.0 - FALSE_ALARM / max(n_points, 1))
 
 
 def _seed_t(mean, sem, reference, allowance=0.0):
@@ -484,11 +454,10 @@ def width_peak(metrics, noise: float) -> dict:
     _, i, j = best
     comparator = i - 1 if mean[i - 1] >= mean[j] else j
     diff = error[:, i] - error[:, comparator]
-    diff = diff[np.isfinite(diff)]
-    sem = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else math.nan
-    return {"width": float(widths[i]), "excess": float(diff.mean()) if len(diff) else math.nan,
-            "half_width": ci_half_width(sem, len(diff)), "seeds": len(diff), "left": float(widths[i - 1]),
-            "beyond": float(widths[j]), "comparator": float(widths[comparator]), "mean": mean}
+    excess, half_width, seeds = seed_interval(diff, CONFIDENCE)
+    return {"width": float(widths[i]), "excess": excess, "half_width": half_width, "seeds": seeds,
+            "left": float(widths[i - 1]), "beyond": float(widths[j]), "comparator": float(widths[comparator]),
+            "mean": mean}
 
 
 def width_claims(metrics, theory) -> list[Claim]:
@@ -507,10 +476,11 @@ def width_claims(metrics, theory) -> list[Claim]:
     where = (f"label noise q = {q:g}, widths {[int(w) for w in widths]}, {S} seeds; peak at h = {peak['width']:g}"
              + (f" against the larger of h = {peak['left']:g} (left) and the lowest beyond, h = {peak['beyond']:g}"
                 if peak["seeds"] else "") + f"; h* = {h_star:.3g}, smallest fitting width {h_fit:g}")
-    out = [exceeds_zero(
+    out = [exceeds(
         "the network's clean test error peaks at an interior width: peak minus the larger of its left neighbour and "
-        "the lowest error beyond it, paired over seeds (the peak is chosen on the same seed means)", source,
-        peak["excess"], peak["half_width"], where=where + f"; {peak['seeds']} seeds paired",
+        "the lowest error beyond it, paired over seeds (the peak is chosen on the same seed means) > 0 (seed mean ± "
+        "95 % Student-t half-width)", source, measured=peak["excess"], uncertainty=peak["half_width"],
+        where=where + f"; {peak['seeds']} seeds paired",
         note="" if not np.isfinite(peak["excess"]) or peak["excess"] - peak["half_width"] > 0 else
         f"{peak['seeds']} seeds: the peak's 95 % interval ({peak['excess']:.3g} ± {peak['half_width']:.2g}) reaches "
         "below its neighbours'", figure="width_double_descent")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge
+from phaselab.experiment import Claim, Run, exceeds, judge
 from phaselab.experiments.landscape import (
     BOOTSTRAP,
     COMMITTEE_INIT,
@@ -310,10 +310,10 @@ def theory(run: Run, metrics):
 
 
 # --------------------------------------------------------------------------------------------------- claims
-# One-sided statements ("grows", "shrinks", "at most") X < 0 are judged in units of the measured standard error u
-# (binomial or bootstrap): z = X/u, measured max(0, z + 2) against 0 with uncertainty 1 and tolerance 1, so the claim
-# agrees when z ≤ −2 (true at the 2-SE, ~95 % one-sided level), disagrees when z > 0 (the opposite sign), and is
-# inconclusive in between. Fixed before looking at any result.
+# One-sided statements ("grows", "shrinks", "at most") X > 0 are judged on X ± SIGMAS standard errors (binomial or
+# bootstrap; phaselab.experiment.exceeds): the claim agrees when X > 2 SE (true at the ~97.7 % one-sided level),
+# disagrees when X < −2 SE (the opposite sign at the same level), and is inconclusive in between. Fixed before looking
+# at any result.
 SIGMAS = 2.0
 # "drastically reduce" (Safran & Shamir 2018) read as: two extra units cut the spurious fraction to < 1/4 of n = k
 # (at the largest k of the grid, where there are most spurious minima to remove).
@@ -324,13 +324,13 @@ ALL_TOLERANCE = 0.1
 
 
 def _one_sided(text, source, value, se, where):
-    """The claim value < 0, judged at SIGMAS standard errors (see above)."""
+    """The claim value > 0, judged on value ± SIGMAS standard errors (see above); inconclusive without a positive
+    standard error."""
     if value is None or se is None or not np.isfinite(value) or not np.isfinite(se) or se <= 0:
-        return judge(text, source, theory=None, measured=None, tolerance=0.0, where=where)
-    z = float(value) / float(se)
-    return judge(text + f" (in standard errors, z = X/SE; agrees at z ≤ −{SIGMAS:g})", source, theory=0.0,
-                 measured=max(0.0, z + SIGMAS), uncertainty=1.0, tolerance=1.0,
-                 where=where + f"; X = {float(value):.4g}, SE = {float(se):.3g}, z = {z:.3g}")
+        return exceeds(text, source, measured=value, uncertainty=None, where=where)
+    return exceeds(text + f" (X ± {SIGMAS:g} standard errors)", source, measured=float(value),
+                   uncertainty=SIGMAS * float(se),
+                   where=where + f"; X = {float(value):.4g}, SE = {float(se):.3g}, X/SE = {value / se:.3g}")
 
 
 def claims(metrics, theory) -> list[Claim]:
@@ -343,17 +343,17 @@ def claims(metrics, theory) -> list[Claim]:
     f0 = spur.sel(extra=0)
     kmin, kmax = ks[0], ks[-1]
     if kmax > kmin:
-        value = float(f0.sel(k=kmin) - f0.sel(k=kmax))  # X < 0: grows
+        value = float(f0.sel(k=kmax) - f0.sel(k=kmin))  # X > 0: grows
         unc = float(np.hypot(se.sel(extra=0, k=kmin), se.sel(extra=0, k=kmax)))
     else:
         value = unc = None
     out.append(_one_sided(
-        "at n = k the fraction of GD runs ending in a spurious minimum grows with k (X = fraction at the "
-        "smallest k − fraction at the largest)", ss, value, unc,
+        "at n = k the fraction of GD runs ending in a spurious minimum grows with k: X = fraction at the "
+        "largest k − fraction at the smallest > 0", ss, value, unc,
         f"n = k, {int(count.max())} inits each: " + ", ".join(f"k={k}: {float(f0.sel(k=k)):.3g}" for k in ks)))
     if 2 in metrics["extra"].values:
         f2 = spur.sel(extra=2)
-        value = float(f2.sel(k=kmax) - REDUCTION * f0.sel(k=kmax))
+        value = float(REDUCTION * f0.sel(k=kmax) - f2.sel(k=kmax))
         unc = float(np.hypot(se.sel(extra=2, k=kmax), REDUCTION * se.sel(extra=0, k=kmax)))
         where = "n = k + 2 against n = k: " + ", ".join(
             f"k={k}: {float(f2.sel(k=k)):.3g} vs {float(f0.sel(k=k)):.3g}" for k in ks)
@@ -361,8 +361,8 @@ def claims(metrics, theory) -> list[Claim]:
         value = unc = None
         where = "no n = k + 2 in the grid"
     out.append(_one_sided(
-        f"two extra units drastically reduce spurious minima: at the largest k, X = fraction at n = k + 2 − "
-        f"{REDUCTION:g} × fraction at n = k < 0", ss, value, unc, where))
+        f"two extra units drastically reduce spurious minima: at the largest k, X = {REDUCTION:g} × fraction at "
+        f"n = k − fraction at n = k + 2 > 0", ss, value, unc, where))
     # the erf committee: p = k always reaches zero risk; over-parameterised students are never stuck
     g = theory["erf_frac_global_minimum"]
     cnt = theory["erf_count"]
@@ -390,12 +390,12 @@ def claims(metrics, theory) -> list[Claim]:
     widths = metrics["width"].values
     for name in ("train_loss", "test_loss"):
         boot = theory[f"digits_{name}_log_iqr_boot"]
-        diff = boot.isel(width=-1) - boot.isel(width=0)
+        diff = boot.isel(width=0) - boot.isel(width=-1)
         iqr = theory[f"digits_{name}_iqr"]
-        value = float(np.log(iqr.isel(width=-1) / iqr.isel(width=0)))
+        value = float(np.log(iqr.isel(width=0) / iqr.isel(width=-1)))
         out.append(_one_sided(
-            f"the interquartile range over seeds of the final {name.replace('_', ' ')} shrinks with width "
-            f"(X = log of the IQR ratio widest/narrowest width; bootstrap SE)",
+            f"the interquartile range over seeds of the final {name.replace('_', ' ')} shrinks with width: "
+            f"X = log of the IQR ratio narrowest/widest width > 0 (bootstrap SE)",
             "Choromanska, Henaff, Mathieu, Ben Arous & LeCun, AISTATS 2015", value, float(diff.std(ddof=1)),
             "IQR at width " + ", ".join(f"{int(w)}: {float(v):.3g}" for w, v in zip(widths, iqr.values))))
     return out

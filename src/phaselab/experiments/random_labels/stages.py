@@ -3,9 +3,11 @@ per task with its margins and spectral complexity, the chance and 1-NN reference
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from phaselab.experiment import Claim, Run, judge
+from phaselab.experiment import Claim, Run, exceeds, judge, seed_interval, student_t_quantile
 from phaselab.experiments.random_labels import TASKS, TaskCell, n_classes, variants
 
 
@@ -245,35 +247,13 @@ FALSE_ALARM = 0.0027
 CONFIDENCE = 0.95
 
 
-def t_quantile(n_seeds: int, two_sided_rate: float) -> float:
-    """|t| exceeded with probability ``two_sided_rate`` by a Student t of n_seeds − 1 degrees of freedom (the normal
-    quantile for one seed, whose spread is then binomial only)."""
-    from scipy.stats import norm
-    from scipy.stats import t as student_t
-
-    if n_seeds < 2:
-        return float(norm.ppf(1.0 - two_sided_rate / 2))
-    return float(student_t.ppf(1.0 - two_sided_rate / 2, n_seeds - 1))
-
-
-def exceeds_zero(text: str, source: str, values, *, where: str, note: str = "", figure: str = "") -> Claim:
-    """A one-sided claim X > 0 from per-seed values of X, judged on the 95 % Student-t interval of their mean:
-    *agrees* when the interval lies above 0, *disagrees* when below, *inconclusive* when it straddles 0 (or fewer
-    than 2 seeds). Written for :func:`judge` as the band [0, 2T] with T = |X| + half-width."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
-        return judge(text, source, theory=None, measured=None, tolerance=0.0, where=where + f"; {len(values)} seeds",
-                     note=note or "fewer than 2 seeds with a value: no interval", figure=figure)
-    mean = float(values.mean())
-    half = t_quantile(len(values), 1.0 - CONFIDENCE) * float(values.std(ddof=1)) / np.sqrt(len(values))
-    band = abs(mean) + half
-    lo, hi = mean - half, mean + half
-    note = note or f"the 95 % interval of X, [{lo:.3g}, {hi:.3g}], lies " + (
-        "above" if lo > 0 else "below" if hi < 0 else "across") + " 0"
-    return judge(text + " (X > 0: the band [0, 2T], T = |X| + 95 % CI half-width)", source, theory=band,
-                 measured=mean, uncertainty=half, tolerance=band, where=where + f"; {len(values)} seeds",
-                 note=note, figure=figure)
+def seeds_exceed_zero(text: str, source: str, values, *, where: str, note: str = "", figure: str = "") -> Claim:
+    """A one-sided claim X > 0 from per-seed values of X (:func:`phaselab.experiment.exceeds`), judged on the 95 %
+    Student-t interval of their mean (:func:`phaselab.experiment.seed_interval`): inconclusive below 2 seeds."""
+    mean, half, n = seed_interval(values, CONFIDENCE)
+    return exceeds(text + " (X > 0: seed mean ± 95 % Student-t half-width)", source, measured=mean, uncertainty=half,
+                   where=where + f"; {n} seeds", figure=figure,
+                   note=note or ("fewer than 2 seeds with a value: no interval" if n < 2 else ""))
 
 
 def slopes(x, y) -> np.ndarray:
@@ -319,7 +299,7 @@ def claims(metrics, theory) -> list[Claim]:
         if len(levels) >= 2:
             fit = m["steps_to_fit"].where(ok).isel(variant=levels).transpose("seed", "variant").values
             unfitted = int(np.isnan(fit).sum())
-            out.append(exceeds_zero(
+            out.append(seeds_exceed_zero(
                 f"{task}: the steps to fit every training label grow with the corruption q (per-seed least-squares "
                 "slope of the steps to fit against q, steps per unit q)", zhang, slopes(q, fit),
                 where=f"q ∈ {[float(v) for v in q]}" + (f"; {unfitted} unfitted members leave their seed out"
@@ -327,13 +307,13 @@ def claims(metrics, theory) -> list[Claim]:
                 note="" if not unfitted else "seeds with an unfitted level have no slope",
                 figure="random_label_fit_time"))
             margin = m["normalised_margin"].where(ok).isel(variant=levels).median("sample")
-            out.append(exceeds_zero(
+            out.append(seeds_exceed_zero(
                 f"{task}: the normalised margins shrink with the corruption q (minus the per-seed slope of the median "
                 "normalised margin against q)", bartlett, -slopes(q, margin.transpose("seed", "variant").values),
                 where=f"median over the {n} training samples, q ∈ {[float(v) for v in q]}",
                 figure="normalised_margins"))
             log_ra = np.log(m["spectral_complexity"].where(ok).isel(variant=levels).transpose("seed", "variant"))
-            out.append(exceeds_zero(
+            out.append(seeds_exceed_zero(
                 f"{task}: the spectral complexity R_A grows with the corruption q (per-seed slope of log R_A "
                 "against q)", bartlett, slopes(q, log_ra.values), where=f"q ∈ {[float(v) for v in q]}",
                 figure="normalised_margins"))
@@ -362,7 +342,7 @@ def _chance_claim(task, m, theory) -> Claim:
     z = abs(mean - chance) / se if mean is not None and np.isfinite(se) and se > 0 else None
     # the binomial SE is known (no degrees of freedom lost): the normal cut; an estimated seed SE: Student t
     estimated = np.isfinite(seed_se) and not seed_se <= binomial_se
-    cut = t_quantile(n_ok if estimated else 1, FALSE_ALARM)
+    cut = student_t_quantile(n_ok if estimated else math.inf, 1.0 - FALSE_ALARM)
     return judge(
         f"{task}: networks trained on random labels (q = 1) test at chance, 1 − 1/C (deviation of the seed-mean "
         "clean test error in standard errors, the larger of the seeds' and the binomial one of the pooled test "

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from phaselab.experiment import AGREES, DISAGREES, INCONCLUSIVE, Claim, Run, judge, largest
+from phaselab.experiment import AGREES, DISAGREES, INCONCLUSIVE, Claim, Run, exceeds, judge, largest, seed_interval
 from phaselab.experiments.sharpness import LinregCell, MlpCell
 
 
@@ -242,12 +242,11 @@ def theory(run: Run, metrics):
 # test_eta_over_b_formula_against_sgd_simulation: 8 seeds, 60 time units, 20 % burn-in).
 EXCESS_LOSS_TOLERANCE = 0.08
 # Keskar et al.'s statements are signs ("large batch → sharper, larger test error"): the paired (same seed, hence
-# same init) difference large − small batch, seed mean ± its 95 % Student-t half-width as the uncertainty. A claim
-# "X > 0" for X in [−R, R] is judged as "X lies in (0, R]": theory R/2, tolerance R/2 — it agrees when the whole
-# interval is above 0, disagrees when it is all below 0, else inconclusive (the convention of sgd_stability).
-# Sharpness values differ in scale, so their difference is normalised per seed, (L − S)/(L + S) ∈ (−1, 1); error
-# differences lie in [−1, 1] as they are, differences of generalisation gaps in [−2, 2].
-SIGN_RANGE = {"sharpness": 1.0, "eps_sharpness": 1.0, "test_error": 1.0, "generalisation_gap": 2.0}
+# same init) difference large − small batch, seed mean ± its 95 % Student-t half-width as the uncertainty: a claim
+# "X > 0" (phaselab.experiment.exceeds) agrees when the whole interval is above 0, disagrees when it is all below 0,
+# else is inconclusive. Sharpness values differ in scale, so their difference is normalised per seed,
+# (L − S)/(L + S) ∈ (−1, 1); error differences and differences of generalisation gaps are taken as they are.
+KESKAR_QUANTITIES = ("sharpness", "eps_sharpness", "test_error", "generalisation_gap")
 # Jastrzębski et al.'s statement is an equality ("equal η/B → equal sharpness and test error"): the paired
 # difference between the smallest and largest B at one η/B, judged against 0 with tolerance twice its 95 %
 # half-width h: agrees when 0 lies in the 95 % interval, disagrees when the difference is more than 3 h from 0.
@@ -259,12 +258,6 @@ WORDS = {"sharpness": "sharpness λ_max", "eps_sharpness": "ε-sharpness", "test
          "generalisation_gap": "generalisation gap (test − training error)"}
 
 
-def _t95(n: int) -> float:
-    from scipy.stats import t as student_t
-
-    return float(student_t.ppf(0.975, n - 1))
-
-
 def paired_difference(large, small, normalise: bool = False) -> tuple[float | None, float | None, int]:
     """Seed mean of large − small (or of (large − small)/(large + small) with ``normalise``) over the seeds where both
     are finite, its 95 % Student-t half-width, and the number of pairs; (None, None, n) with fewer than 2 pairs."""
@@ -273,10 +266,8 @@ def paired_difference(large, small, normalise: bool = False) -> tuple[float | No
     d = large[both] - small[both]
     if normalise:
         d = d / (large[both] + small[both])
-    n = int(both.sum())
-    if n < 2:
-        return None, None, n
-    return float(d.mean()), _t95(n) * float(d.std(ddof=1)) / np.sqrt(n), n
+    mean, half, n = seed_interval(d)
+    return (None, None, n) if n < 2 else (mean, half, n)
 
 
 def _fmt(v) -> str:
@@ -298,16 +289,14 @@ def _keskar(ok, lr: float, name: str) -> Claim:
     b = ok["batch_size"].values
     small, large = ok[name].sel(lr=lr, batch_size=b.min()), ok[name].sel(lr=lr, batch_size=b.max())
     mean, half, n = paired_difference(large.values, small.values, normalise=name in NORMALISED)
-    R = SIGN_RANGE[name]
     what = (f"({WORDS[name]}_L − {WORDS[name]}_S)/(sum), per seed" if name in NORMALISED
             else f"{WORDS[name]}_L − {WORDS[name]}_S")
     effect = "a sharper minimum" if name in NORMALISED else f"a larger {WORDS[name]}"
     steps_s, steps_l = (float(ok["steps"].sel(lr=lr, batch_size=bb).mean()) for bb in (b.min(), b.max()))
-    claim = judge(
+    claim = exceeds(
         f"Keskar: at equal η, the large batch B = {int(b.max())} reaches {effect} than the small batch "
-        f"B = {int(b.min())} at the same training loss: {what} > 0, judged as lying in (0, {R:g}] (theory: its "
-        f"centre; tolerance: half its width; uncertainty: 95 % Student-t half-width over seed pairs)",
-        KESKAR, theory=R / 2, measured=mean, uncertainty=half, tolerance=R / 2,
+        f"B = {int(b.min())} at the same training loss: {what} > 0 (seed mean ± 95 % Student-t half-width over "
+        "seed pairs)", KESKAR, measured=mean, uncertainty=half,
         where=f"η = {lr:g}, {n} seed pairs (same init): {WORDS[name]} {_fmt(float(small.mean()))} (B = "
               f"{int(b.min())}) vs {_fmt(float(large.mean()))} (B = {int(b.max())}); steps to the target "
               f"{_fmt(steps_s)} vs {_fmt(steps_l)}",
@@ -397,9 +386,9 @@ def claims(metrics, theory) -> list[Claim]:
               + ", ".join(f"B={int(b)}, η/B={float(r):g}: {float(rel.sel(linreg_batch_size=b, eta_over_batch=r)):.3g}"
                           for b in rel["linreg_batch_size"].values for r in rel["eta_over_batch"].values))]
     good = (metrics["status"] == "ok") & metrics["reached_target"].astype(bool)
-    ok = metrics[["steps", "eps_sharpness_first_order", *SIGN_RANGE]].where(good)
+    ok = metrics[["steps", "eps_sharpness_first_order", *KESKAR_QUANTITIES]].where(good)
     if metrics.sizes["batch_size"] > 1:
         for lr in ok["lr"].values:
-            out += [_keskar(ok, float(lr), name) for name in SIGN_RANGE]
+            out += [_keskar(ok, float(lr), name) for name in KESKAR_QUANTITIES]
     out += [_eta_over_b(ok, name) for name in ("sharpness", "test_error")]
     return out
