@@ -1,6 +1,8 @@
 """sgd_stability: Hardt, Recht & Singer's stability bound against independent simulations (numpy coupled SGD,
 where a linear loss attains the bound exactly), the logistic loss's constants against finite differences, the
-shared batch order of coupled members, and the tiny config end to end (Liu et al. 2020; Hardt et al. 2016)."""
+shared batch order of coupled members, heavy-ball momentum of train_ensemble against torch.optim.SGD and the closed
+form on a quadratic, the pixel-shift augmentation, the regularisation claims from known gaps, and the tiny config end
+to end (Liu et al. 2020; Hardt et al. 2016)."""
 
 from pathlib import Path
 
@@ -10,8 +12,18 @@ import torch
 import yaml
 
 import phaselab
+from phaselab.engines.ensemble import MLPSpec, train_ensemble
 from phaselab.experiment import VERDICTS
-from phaselab.experiments.sgd_stability.stages import EpochBatches, stability_data, unit_inputs
+from phaselab.experiments.sgd_stability.stages import (
+    EpochBatches,
+    ShiftedBatches,
+    _regularisation_claims,
+    _seed_gaps,
+    pixel_shifts,
+    stability_data,
+    unit_inputs,
+)
+from phaselab.models import deep_mlp
 from phaselab.runner import load
 from phaselab.theory import stability
 
@@ -138,7 +150,8 @@ def test_sgd_stability_end_to_end(tmp_path):
     m, th = result.metrics, result.theory
     exp = config["experiments"]["stab"]
     bad, stab = exp["bad_minima"], exp["stability"]
-    assert dict(m["test_accuracy"].sizes) == {"init": 2, "regularisation": 2, "seed": bad["seeds"],
+    assert dict(m["test_accuracy"].sizes) == {"init": 2, "regularisation": len(bad["regularisations"]),
+                                              "seed": bad["seeds"],
                                               "epoch": bad["epochs"] + 1}
     assert dict(m["distance"].sizes) == {"model": 2, "pair": stab["pairs"], "stability_epoch": stab["epochs"] + 1}
     for name in list(m.data_vars) + list(m.coords) + list(th.data_vars):
@@ -153,6 +166,145 @@ def test_sgd_stability_end_to_end(tmp_path):
     steps = np.arange(stab["epochs"] + 1) * (stab["n_train"] // stab["batch_size"])
     np.testing.assert_allclose(th["distance_bound"].values, 2 * stab["lr"] * steps / stab["n_train"], rtol=1e-9)
     assert np.all(m["distance"].sel(model="logistic").mean("pair").values <= th["distance_bound"].values + 1e-9)
-    assert len(result.claims) == 6 and {c.verdict for c in result.claims} <= set(VERDICTS)
+    regs = bad["regularisations"]
+    assert list(m["regularisation"].values) == regs and regs[0] == "none"
+    assert len(result.claims) == 2 + 2 * (len(regs) - 1) + 2 and {c.verdict for c in result.claims} <= set(VERDICTS)
+    # momentum and shifts change the training: after the first epoch their members leave the plain ones
+    final = m["test_accuracy"].isel(epoch=-1).where(ok)
+    for reg in ("momentum", "augmentation"):
+        assert reg in regs and not np.allclose(final.sel(regularisation=reg), final.sel(regularisation="none"))
     for figure in ("sgd_bad_minima", "sgd_stability_coupled"):
         assert result.figures[figure].stat().st_size > 20_000
+
+
+def test_momentum_equals_torch_sgd_per_member():
+    """Heavy-ball train_ensemble (a β per member, β = 0 among them) against one torch.optim.SGD(momentum=β) per
+    member on the same minibatches, float64; and the engine without momentum equals β = 0 bitwise."""
+    gen = np.random.default_rng(5)
+    x = torch.as_tensor(gen.standard_normal((40, 6)))
+    y = torch.as_tensor(gen.integers(0, 3, 40))
+    betas, lrs = [0.0, 0.5, 0.9], [0.1, 0.05, 0.02]
+    alpha = torch.tensor(lrs, dtype=torch.float64)
+    params = deep_mlp.init_mlp([6, 7, 3], [1, 2, 3], "relu")
+    idx = torch.as_tensor(gen.integers(0, 40, (25, 3, 8)))
+
+    def batches(step):
+        return x[idx[step]], y[idx[step]]
+
+    def loss(p, batch):
+        return deep_mlp.cross_entropy(p, batch, "relu")
+
+    def evaluate(p):
+        return {"w": p["W0"][:, 0, 0]}
+
+    run = train_ensemble(params, loss, batches, alpha, [0, 25], evaluate,
+                         momentum=torch.tensor(betas, dtype=torch.float64))
+    for m in range(3):
+        own = {k: v[m].clone().requires_grad_(True) for k, v in params.items()}
+        opt = torch.optim.SGD(own.values(), lr=lrs[m], momentum=betas[m])
+        for step in range(25):
+            opt.zero_grad()
+            loss(own, (x[idx[step, m]], y[idx[step, m]])).backward()
+            opt.step()
+        for k in own:
+            torch.testing.assert_close(run.params[k][m], own[k].detach(), rtol=1e-10, atol=1e-12)
+    plain = train_ensemble(params, loss, batches, alpha, [0, 25], evaluate)
+    zero = train_ensemble(params, loss, batches, alpha, [0, 25], evaluate, momentum=0.0)
+    assert all(torch.equal(plain.params[k], zero.params[k]) for k in params)
+    assert not torch.allclose(plain.params["W0"][2], run.params["W0"][2])
+    with pytest.raises(ValueError, match="general path"):
+        train_ensemble(params, None, batches, alpha, [0, 1], evaluate, model=MLPSpec("relu", "cross_entropy"),
+                       momentum=0.9)
+
+
+def test_momentum_on_a_quadratic_follows_the_closed_form():
+    """Heavy ball on L = h θ²/2: (θ, v) evolves by the 2 × 2 matrix [[1 − αh, −αβ], [h, β]] (v_{t+1} = βv_t + hθ_t,
+    θ_{t+1} = θ_t − α v_{t+1}); its T-th power from (θ_0, 0) against the engine, members with different β."""
+    h, step, T = 2.0, 0.1, 30
+    betas = [0.0, 0.3, 0.9]
+    theta0 = torch.tensor([[1.0], [-0.5], [2.0]], dtype=torch.float64)
+
+    def loss(p, batch):
+        return 0.5 * h * (p["theta"] ** 2).sum()
+
+    run = train_ensemble({"theta": theta0}, loss, lambda step: torch.zeros(3, 1, dtype=torch.float64),
+                         torch.full((3,), step, dtype=torch.float64), [0, T], lambda p: {"t": p["theta"][:, 0]},
+                         momentum=betas)
+    for m, beta in enumerate(betas):
+        A = np.array([[1 - step * h, -step * beta], [h, beta]])
+        expected = np.linalg.matrix_power(A, T) @ np.array([float(theta0[m, 0]), 0.0])
+        assert float(run.params["theta"][m, 0]) == pytest.approx(expected[0], rel=1e-10, abs=1e-14)
+
+
+def test_pixel_shifts_move_an_interior_digit_and_keep_its_pixels():
+    """A digit whose outer ring of pixels is blank (blanked: the digits reach the border) keeps its multiset of
+    pixel values under every ±1 shift, and the shift (dy, dx) is np.roll by (dy, dx); the identity sits at K // 2;
+    an edge pixel shifted out is lost."""
+    from sklearn.datasets import load_digits
+
+    interior = np.pad(load_digits().images[:3, 1:-1, 1:-1], ((0, 0), (1, 1), (1, 1)))  # the outer ring blanked
+    assert (interior[:, 1:-1, 1:-1] > 0).sum() > 60
+    shifted = pixel_shifts(interior, 1)
+    assert shifted.shape == (9, 3, 8, 8)
+    np.testing.assert_array_equal(shifted[4], interior)
+    k = 0
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            np.testing.assert_array_equal(shifted[k], np.roll(interior, (dy, dx), axis=(1, 2)))
+            for a, b in zip(shifted[k], interior):
+                np.testing.assert_array_equal(np.sort(a, axis=None), np.sort(b, axis=None))
+            k += 1
+    edge = np.zeros((1, 8, 8))
+    edge[0, 0, 3] = 5.0
+    assert pixel_shifts(edge, 1)[1].sum() == 0.0  # (dy, dx) = (−1, 0) moves row 0 out of the frame
+
+
+def test_shifted_batches_shift_only_their_members_and_share_draws_within_a_seed():
+    """Augmented members get, at every batch position, one of the 9 shifts of the example the plain members get;
+    the members of a seed (the same group) get the same shifts; other seeds differ; plain members are unchanged."""
+    n, d, S = 12, 64, 2
+    gen = np.random.default_rng(0)
+    x = torch.as_tensor(gen.standard_normal((n, d)), dtype=torch.float32)
+    shifted = torch.as_tensor(pixel_shifts(x.numpy().reshape(n, 8, 8), 1).reshape(9, n, d))
+    M = 3 * S  # (plain, shifted, shifted) x seed, seed minor
+    base = EpochBatches([np.random.default_rng(s) for s in range(S)], n, 4, (x.expand(M, n, d),), copies=3,
+                        tiled=True)
+    rows = [2, 3, 4, 5]
+    aug = ShiftedBatches(base, shifted, rows, [r % S for r in rows], [np.random.default_rng(10 + s) for s in range(S)])
+    reference = EpochBatches([np.random.default_rng(s) for s in range(S)], n, 4, (x.expand(M, n, d),), copies=3,
+                             tiled=True)
+    for step in range(6):
+        (b,), (plain,) = aug(step), reference(step)
+        torch.testing.assert_close(b[:2], plain[:2], rtol=0, atol=0)
+        assert torch.equal(b[2], b[4]) and torch.equal(b[3], b[5]) and not torch.equal(b[2], b[3])
+        for r in rows:
+            idx = base.perm[r, (step % 3) * 4:(step % 3 + 1) * 4]
+            for j in range(4):
+                assert any(torch.equal(b[r, j], shifted[k, idx[j]]) for k in range(9))
+
+
+def test_regularisation_claims_from_known_gaps():
+    """The gap claims computed from constructed accuracies: a regularisation whose gap is 0 ± noise closes it and
+    shrinks it (paired); one whose gap equals the unregularised gap neither closes nor shrinks it."""
+    import xarray as xr
+
+    S = 6
+    gen = np.random.default_rng(4)
+    acc = np.full((2, 3, S, 2), 0.9)
+    noise = 0.002 * gen.standard_normal(S)
+    acc[1, 0, :, -1] = 0.9 - (0.10 + noise)  # none: gap 0.10
+    acc[1, 1, :, -1] = 0.9 - 0.1 * noise  # momentum: gap ~0
+    acc[1, 2, :, -1] = 0.9 - (0.10 + noise)  # augmentation: the same gap as none
+    metrics = xr.Dataset({"test_accuracy": (("init", "regularisation", "seed", "epoch"), acc)},
+                         coords={"init": ["random", "pretrained"], "regularisation": ["none", "momentum",
+                                                                                        "augmentation"]},
+                         attrs={"momentum": 0.9, "shift": 1})
+    gap_none = _seed_gaps(metrics, "none")
+    np.testing.assert_allclose(gap_none, 0.10 + noise, atol=1e-12)
+    closes, shrinks = _regularisation_claims(metrics, "momentum", gap_none)
+    assert closes.measured == pytest.approx(float(np.mean(0.1 * noise)), abs=1e-12)
+    assert closes.verdict == "agrees" and shrinks.verdict == "agrees"
+    assert shrinks.measured == pytest.approx(float(np.mean(0.10 + 0.9 * noise)), abs=1e-12)
+    closes, shrinks = _regularisation_claims(metrics, "augmentation", gap_none)
+    assert closes.verdict == "disagrees" and shrinks.verdict != "agrees"
+    assert shrinks.measured == pytest.approx(0.0, abs=1e-12) and "not smaller" in shrinks.note

@@ -55,7 +55,7 @@ def _evaluate(evaluate, params: dict, M: int, eval_chunk: int | None) -> dict:
 
 def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, batch_in_dims=0,
                    divergence_threshold: float = 1e6, log=None, model: MLPSpec | None = None,
-                   chunk: int | str = "auto", eval_chunk: int | None = None) -> EnsembleRun:
+                   chunk: int | str = "auto", eval_chunk: int | None = None, momentum=None) -> EnsembleRun:
     """Gradient descent on M members at once: ``params`` maps names to stacked (M, ...) tensors.
 
     ``loss(member_params, batch)`` is the loss of ONE member (torch.func style); ``batches(step)`` returns the
@@ -69,11 +69,21 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
     ``model``: an :class:`~phaselab.engines.mlp.MLPSpec` selects the explicit batched MLP path (batches are then
     (x, y) pairs); ``chunk``: members per batched call on that path, ``"auto"`` from the working set of a step
     against the cache (see :func:`phaselab.engines.mlp.pick_chunk`).
+
+    ``momentum``: heavy-ball coefficients β, a scalar or (M,) per member (general path only), in
+    ``torch.optim.SGD``'s form (no dampening): v ← β v + ∇L, θ ← θ − α v, v starting at 0. Without it (``None``)
+    the update is plain SGD, θ ← θ − α ∇L, computed exactly as before the option existed.
     """
     params = {k: v.detach().clone() for k, v in params.items()}
     first = next(iter(params.values()))
     lr = torch.as_tensor(lr, dtype=first.dtype, device=first.device).clone()
     M = lr.shape[0]
+    velocity, beta = None, None
+    if momentum is not None:
+        if model is not None:
+            raise ValueError("momentum is available on the general path only (not with model=MLPSpec)")
+        beta = torch.as_tensor(momentum, dtype=first.dtype, device=first.device).expand(M).clone()
+        velocity = {k: torch.zeros_like(v) for k, v in params.items()}
     if model is not None:
         engine = BatchedMLP(model, params, lr, chunk=None if chunk == "auto" else int(chunk))
         shared = batch_in_dims is None
@@ -90,6 +100,8 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
             grads = step_grad(params, batches(step))
             with torch.no_grad():
                 for name, g_ in grads.items():
+                    if velocity is not None:  # heavy ball: v <- beta v + g, the step along v
+                        g_ = velocity[name].mul_(beta.view(-1, *([1] * (g_.dim() - 1)))).add_(g_)
                     params[name] -= lr.view(-1, *([1] * (g_.dim() - 1))) * g_
 
     diverged = np.full(M, -1, dtype=np.int64)
@@ -111,6 +123,8 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
                 lr[mask] = 0.0
                 for p in params.values():
                     p[mask] = 0.0
+                for v in (velocity or {}).values():
+                    v[mask] = 0.0
                 if engine is not None:
                     engine.freeze(mask)
             for name, value in _evaluate(evaluate, params, M, eval_chunk).items():

@@ -6,9 +6,11 @@ Two parts, one cell each:
 - ``bad_minima``: a ReLU MLP on the scikit-learn digits is first pretrained on *random labels* of noisy copies of
   its training inputs (an adversarial initialisation), then trained by minibatch SGD on the true labels to zero
   training error. From that initialisation it ends at a worse test accuracy than from a random one — a bad global
-  minimum of the training loss that SGD reaches; explicit regularisation (an L2 penalty, weight decay, in the loss)
-  closes the gap. Members: 2 initialisations × 2 regularisations × seeds, trained as one ensemble by
-  ``engines.ensemble.train_ensemble`` (the four members of a seed share its minibatch order).
+  minimum of the training loss that SGD reaches; explicit regularisation closes the gap. The regularisations
+  (config ``bad_minima.regularisations``; default none and weight decay): an L2 penalty (weight decay) in the
+  loss, heavy-ball momentum β, data augmentation by random ±1-pixel shifts of the 8×8 images, and all three.
+  Members: 2 initialisations × regularisations × seeds, trained as one ensemble by
+  ``engines.ensemble.train_ensemble`` (the members of a seed share its minibatch order and its shifts).
 - ``stability``: coupled SGD runs on two training sets S, S′ that differ in one example (same initialisation, same
   sample order), for binary logistic regression (convex, L-Lipschitz: the bound E‖w_T − w′_T‖ ≤ (2L/n)Σα_t and
   ε_stab = (2L²/n)Σα_t on the generalisation gap, :mod:`phaselab.theory.stability`) and a one-hidden-layer tanh
@@ -27,7 +29,8 @@ REFERENCES = "Liu, Papailiopoulos & Achlioptas 2020; Hardt, Recht & Singer 2016"
 FIGURES = ("sgd_bad_minima", "sgd_stability_coupled")
 COORDS = {
     "init": {"long_name": "initialisation (random; pretrained on random labels of noisy inputs)"},
-    "regularisation": {"long_name": "explicit regularisation (none; L2 penalty = weight decay)"},
+    "regularisation": {"long_name": "explicit regularisation (none; L2 penalty = weight decay; heavy-ball momentum; "
+                                    "augmentation: random pixel shifts; all: the three together)"},
     "model": {"long_name": "model (logistic: binary logistic regression; mlp: one-hidden-layer tanh network)"},
     "stability_epoch": {"long_name": "epoch of the coupled stability runs (passes over the training set)",
                         "units": "epochs"},
@@ -35,13 +38,16 @@ COORDS = {
 }
 PARTS = ("bad_minima", "stability")
 INITS = ("random", "pretrained")
-REGULARISATIONS = ("none", "weight_decay")
+REGULARISATIONS = ("none", "weight_decay", "momentum", "augmentation", "all")  # the config picks some, "none" first
+WITH_WEIGHT_DECAY, WITH_MOMENTUM, WITH_AUGMENTATION = ("weight_decay", "all"), ("momentum", "all"), ("augmentation",
+                                                                                                      "all")
 MODELS = ("logistic", "mlp")
 N_DIGITS = 1797
 
 # Purpose numbers of phaselab.data.derive_seed for this type (its range: 161-179).
 SPLIT, NOISY_COPIES, RANDOM_LABELS, INIT, ORDER = 161, 162, 163, 164, 165
 STABILITY_SPLIT, REPLACEMENT, STABILITY_INIT, STABILITY_ORDER = 166, 167, 168, 169
+SHIFTS = 170
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +59,9 @@ class PartCell(Cell):
 
 def check(key: str, exp: dict) -> None:
     bad, stab = exp["bad_minima"], exp["stability"]
+    if bad["regularisations"][0] != "none":
+        fail(f"{key}.bad_minima.regularisations", bad["regularisations"],
+             "must start with none (every regularisation is compared with it)")
     if bad["n_train"] > N_DIGITS - 100:
         fail(f"{key}.bad_minima.n_train", bad["n_train"], f"leaves fewer than 100 of the {N_DIGITS} digits for testing")
     if bad["batch_size"] > bad["n_train"]:

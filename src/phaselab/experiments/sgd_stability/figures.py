@@ -16,16 +16,22 @@ from phaselab.plots import CI_LABEL, fmt, mean_band, new_figure, ok_members, pro
 
 INIT_COLORS = {"random": "tab:blue", "pretrained": "tab:red"}
 INIT_LABELS = {"random": "random initialisation", "pretrained": "pretrained on random labels of noisy inputs"}
-REG_LABELS = {"none": "no regularisation", "weight_decay": "weight decay λ = {wd}"}
+REG_LABELS = {"none": "no regularisation", "weight_decay": "weight decay λ = {wd}",
+              "momentum": "heavy-ball momentum β = {beta}", "augmentation": "random shifts of ±{shift} pixel",
+              "all": "weight decay λ = {wd}, momentum β = {beta}, shifts ±{shift}"}
 MODEL_COLORS = {"logistic": "tab:green", "mlp": "tab:purple"}
 
 
 def sgd_bad_minima(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
-    """2 × 2: rows the regularisation, columns test and training accuracy against epochs, both initialisations."""
-    fig, axes = new_figure(2, 2, panel_w=5.0, panel_h=3.5, extra_h=0.8)
+    """Rows the regularisations (none first), columns test and training accuracy against epochs, both
+    initialisations."""
+    rows = metrics.sizes["regularisation"]
+    fig, axes = new_figure(2, rows, panel_w=5.0, panel_h=3.5 if rows <= 2 else 3.0, extra_h=0.8)
     ok = ok_members(metrics)
     epoch = metrics["epoch"].values
-    wd = metrics.attrs.get("weight_decay", "?")
+    a = metrics.attrs
+    settings = {"wd": fmt(a.get("weight_decay", "?")), "beta": fmt(a.get("momentum", "?")),
+                "shift": a.get("shift", "?")}
     chance = float(theory["chance_accuracy"])  # the epoch-0 accuracies sit there (below the axes' range)
     for row, reg in enumerate(metrics["regularisation"].values):
         reg = str(reg)
@@ -44,7 +50,7 @@ def sgd_bad_minima(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
         axes[row, 1].axhline(1.0, color="0.2", linestyle="--", linewidth=1.0)
         axes[row, 0].set_ylabel("test accuracy (fraction)")
         axes[row, 1].set_ylabel("training accuracy (fraction)")
-        name = REG_LABELS[reg].format(wd=fmt(wd))
+        name = REG_LABELS[reg].format(**settings)
         if len(finals) == 2:
             gap = finals["random"][0] - finals["pretrained"][0]
             name_test = (f"{name}: test accuracy\nfinal: random {finals['random'][0]:.3f}, pretrained "
@@ -61,9 +67,9 @@ def sgd_bad_minima(metrics: xr.Dataset, theory: xr.Dataset) -> Figure:
     handles += [Line2D([], [], color="0.2", linestyle="--", label="zero training error (accuracy 1)"),
                 Patch(facecolor="0.6", alpha=0.35, label=CI_LABEL)]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8.5, frameon=False)
-    a = metrics.attrs
     widths = str(a.get("bad_minima_widths", "")).strip("[]").replace(", ", "-")
-    fig.suptitle("SGD reaches bad global minima from an adversarial initialisation; weight decay closes the gap\n"
+    closes = "weight decay" if rows <= 2 else "explicit regularisation"
+    fig.suptitle(f"SGD reaches bad global minima from an adversarial initialisation; {closes} closes the gap\n"
                  f"ReLU MLP 64-{widths}-10, {a.get('bad_minima_n_train', '?')} digits, "
                  f"{metrics.sizes['seed']} seeds", fontsize=11)
     fig.phaselab_metadata = provenance(metrics)
