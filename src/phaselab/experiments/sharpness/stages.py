@@ -128,7 +128,7 @@ def _train_mlp(run: Run, cell: MlpCell, arrays: dict):
             "steps": (dims, stopped.reshape(len(lrs), S), {
                 "long_name": "SGD steps to the training-loss target (max_steps where not reached)", "units": "steps"}),
             "reached_target": (dims, (reached & ok).reshape(len(lrs), S), {
-                "long_name": "training loss reached the target"}),
+                "long_name": "training loss reached the target", "units": "1"}),
             "status": (dims, _status(diverged).reshape(len(lrs), S), {"long_name": "member status (ok / diverged)"}),
         },
         coords={"lr": np.asarray(lrs, dtype=float), "seed": np.arange(S)},
