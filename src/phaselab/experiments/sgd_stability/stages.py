@@ -543,7 +543,9 @@ def _regularisation_claims(metrics, reg: str, gap_none) -> list[Claim]:
     closes = judge(f"with {name} the gap closes: final test-accuracy gap (random init − pretrained init) = 0, "
                    f"tolerance {ZERO_GAP_HALF_WIDTHS:g} × the 95 % half-width", liu, theory=0.0, measured=mean,
                    uncertainty=half, tolerance=ZERO_GAP_HALF_WIDTHS * half if half is not None else 0.0,
-                   where=f"{len(gap)} seeds: gap {_interval(mean, half)}, {setting}")
+                   where=f"{len(gap)} seeds: gap {_interval(mean, half)}, {setting}; final test accuracy from the "
+                         f"random init {_random_init_accuracy(metrics, reg):.3g} (without regularisation "
+                         f"{_random_init_accuracy(metrics, 'none'):.3g})")
     if closes.verdict == "disagrees":
         closes = dataclasses.replace(closes, note=(
             f"the gap {mean:+.3g} stays more than {ZERO_GAP_HALF_WIDTHS + 1:g} half-widths ({half:.2g}) from 0: at "
@@ -567,6 +569,12 @@ def _regularisation_claims(metrics, reg: str, gap_none) -> list[Claim]:
             f"is not smaller than without beyond the {k}-seed interval"
             + ("" if _resolved(gap_none) else " (the gap without regularisation is itself not resolved from 0)")))
     return [closes, shrinks]
+
+
+def _random_init_accuracy(metrics, reg: str) -> float:
+    """Seed mean of the final test accuracy from the random initialisation (NaN if every member diverged)."""
+    acc = metrics["test_accuracy"].isel(epoch=-1).sel(init="random", regularisation=reg).values
+    return float(np.nanmean(acc)) if np.isfinite(acc).any() else float("nan")
 
 
 def _resolved(gaps) -> bool:
