@@ -95,7 +95,6 @@ def summary_html(experiments: list[dict], description: str = "") -> str:
            "the link opens the figure.</p>",
            "<table id='scorecard'><tr>" + "".join(f"<th style='width:{w}%'>{h}</th>" for h, w in head.items())
            + "</tr>"]
-    by_name = {e["experiment"]: e for e in experiments}
     for r in rows:
         unc = r["uncertainty"]
         measured = _number(r["measured"]) + ("" if unc in (None, 0) else f" ± {unc:.2g}")
@@ -105,10 +104,10 @@ def summary_html(experiments: list[dict], description: str = "") -> str:
                    + cell(_theory(r)) + cell(measured)
                    + cell("—" if r["relation"] == ">" else _number(r["tolerance"]))
                    + cell(r["verdict"], colour) + cell(r["note"] or "—") + f"<td>{link}</td></tr>")
-    for name, e in by_name.items():
+    for e in experiments:
         if not e["claims"]:
-            out.append("<tr>" + cell(f"{name} ({e['type']})") + cell("no claims stated by this experiment type")
-                       + "<td>—</td>" * 7 + "</tr>")
+            out.append("<tr>" + cell(f"{e['experiment']} ({e['type']})")
+                       + cell("no claims stated by this experiment type") + "<td>—</td>" * 7 + "</tr>")
     out.append("</table><h2>Experiments</h2><table id='experiments'><tr><th>experiment</th><th>type</th>"
                "<th>members</th><th>diverged</th></tr>")
     for e in experiments:
