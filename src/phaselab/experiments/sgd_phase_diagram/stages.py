@@ -218,7 +218,7 @@ def _line_scaling(metrics, theory, saad_solla: str) -> Claim:
 
 def _plateau_scaling(metrics, theory) -> list[Claim]:
     """(b) one claim per δ ≥ 0 at κ = 0 (a realisable student, p ≥ k): log–log slope of the plateau against d."""
-    from phaselab.experiments.sgd_trade_off.stages import finite_size_tolerance
+    from phaselab.theory.finite_size import finite_size_tolerance
     from phaselab.theory.trade_off import plateau
 
     k, noise = int(metrics.attrs["teacher_k"]), float(metrics.attrs["noise"])
@@ -353,7 +353,7 @@ def _orange_plateau(metrics, theory, orange: str) -> Claim:
     From this experiment's random start the risk falls from its initial value to a plateau set by the η² noise
     terms (there is no peak: the paper's peak comes from an informed start, which the sgd_trade_off type runs), so
     the finite-d ODE is tested where the finite-size effect is strongest, on that plateau."""
-    from phaselab.experiments.sgd_trade_off.stages import finite_size_tolerance
+    from phaselab.theory.finite_size import finite_size_tolerance
 
     text = ("orange region −½ < κ + δ < 0: the simulation's plateau (seed-mean risk at the end of the run) follows "
             "the full Saad–Solla ODE at the cell's own η, not the d → ∞ orange ODE (relative deviation from the "
