@@ -1,5 +1,6 @@
 """The claim helpers of the experiment contract: the seed interval of a mean (against scipy's one-sample t test),
-the one-sided claim "measured > threshold" (every verdict, and nothing to compare), and how the scorecard shows it."""
+the interval of a difference of two means (against scipy's Welch test and a hand computation), the one-sided claim
+"measured > threshold" (every verdict, and nothing to compare), and how the scorecard shows it."""
 
 import csv
 import math
@@ -17,6 +18,7 @@ from phaselab.experiment import (
     judge,
     seed_interval,
     student_t_quantile,
+    welch_interval,
 )
 from phaselab.summary import SCORECARD_COLUMNS, scorecard_rows, summary_html, write_scorecard_csv
 
@@ -41,6 +43,40 @@ def test_seed_interval_drops_non_finite_values_and_needs_two():
     mean, half, n = seed_interval([np.nan])
     assert n == 0 and math.isnan(mean) and math.isnan(half)
     assert seed_interval(np.array([[1.0, 3.0], [5.0, 7.0]]))[2] == 4  # any shape: all its values
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.99, 0.6827])
+@pytest.mark.parametrize("na, nb", [(2, 2), (3, 8), (6, 6), (40, 5)])
+def test_welch_interval_is_scipys_unequal_variance_interval(na, nb, confidence):
+    g = np.random.default_rng(100 * na + nb)
+    a, b = g.normal(0.3, 2.0, na), g.normal(-0.5, 0.4, nb)
+    test = stats.ttest_ind(a, b, equal_var=False)
+    low, high = test.confidence_interval(confidence)
+    diff, half, dof = welch_interval(a, b, confidence)
+    assert diff == pytest.approx((low + high) / 2, rel=1e-12)
+    assert half == pytest.approx((high - low) / 2, rel=1e-12)
+    assert dof == pytest.approx(test.df, rel=1e-12)
+
+
+def test_welch_interval_by_hand_and_its_edge_cases():
+    # a = (1, 2, 3): mean 2, s² = 1; b = (4, 6): mean 5, s² = 2. v_a = 1/3, v_b = 1, so the standard error is
+    # √(4/3) and ν = (4/3)² / ((1/3)²/2 + 1²/1) = 32/19 ≈ 1.68, whose t quantile lies between the textbook
+    # t_{0.975, 2} = 4.303 and t_{0.975, 1} = 12.706
+    diff, half, dof = welch_interval([1.0, 2.0, 3.0], [4.0, 6.0])
+    assert diff == -3.0 and dof == pytest.approx(32 / 19, rel=1e-14)
+    assert half == pytest.approx(stats.t.ppf(0.975, 32 / 19) * math.sqrt(4 / 3), rel=1e-12)
+    assert 4.303 < half / math.sqrt(4 / 3) < 12.706
+    # non-finite values are dropped, any shape is flattened, and it is antisymmetric in (a, b)
+    assert welch_interval([1.0, np.nan, 2.0, 3.0], np.array([[4.0], [6.0], [np.inf]])) == pytest.approx(
+        (diff, half, dof))
+    assert welch_interval([4.0, 6.0], [1.0, 2.0, 3.0]) == pytest.approx((3.0, half, dof))
+    # fewer than two values on either side: the difference, but no interval
+    d1, h1, n1 = welch_interval([1.0, 2.0], [5.0])
+    assert d1 == -3.5 and math.isnan(h1) and math.isnan(n1)
+    d0, h0, _ = welch_interval([], [1.0, 2.0])
+    assert math.isnan(d0) and math.isnan(h0)
+    # both samples constant: the difference is known exactly
+    assert welch_interval([2.0, 2.0, 2.0], [1.0, 1.0]) == (1.0, 0.0, 3.0)
 
 
 def test_student_t_quantile_is_the_two_sided_quantile():

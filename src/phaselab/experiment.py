@@ -40,8 +40,9 @@ Claims: ``claims`` returns :class:`Claim` objects built by one of two functions,
   disagrees when it lies below, inconclusive when it straddles it. A statement "X < 0" is written as "−X > 0".
 
 Their uncertainty is fixed a priori, mostly the seed interval of a mean: :func:`seed_interval` (the two-sided
-Student-t interval; :func:`student_t_quantile` for a type's own level, e.g. a Bonferroni cut). :func:`largest`
-picks the point of largest deviation.
+Student-t interval; :func:`student_t_quantile` for a type's own level, e.g. a Bonferroni cut), or of a difference
+of two means: :func:`welch_interval` (Welch's unequal-variance interval). :func:`largest` picks the point of
+largest deviation.
 
 The framework runs the stages in this order: make_data (per data id) → train (per cell) → collect → theory →
 figures and claims. Stages return xarray objects; the framework writes them.
@@ -182,6 +183,29 @@ def seed_interval(values, confidence: float = 0.95) -> tuple[float, float, int]:
     if n < 2:
         return mean, math.nan, n
     return mean, student_t_quantile(n, confidence) * float(v.std(ddof=1)) / math.sqrt(n), n
+
+
+def welch_interval(a, b, confidence: float = 0.95) -> tuple[float, float, float]:
+    """The interval of a difference of two means with unequal variances (Welch): (mean(a) − mean(b), half-width,
+    degrees of freedom) of the finite values of ``a`` and ``b`` (e.g. one a seed each), the half-width that of the
+    two-sided Student-t ``confidence`` interval, t_ν · √(s_a²/n_a + s_b²/n_b) with the Welch–Satterthwaite
+    ν = (v_a + v_b)² / (v_a²/(n_a − 1) + v_b²/(n_b − 1)), v = s²/n (s the sample standard deviation, ddof 1) — the
+    interval of ``scipy.stats.ttest_ind(a, b, equal_var=False)``. Both samples constant: half-width 0 (ν = n_a + n_b
+    − 2). (difference or NaN, NaN, NaN) when either has fewer than two values."""
+    import numpy as np
+    from scipy.stats import t as student_t
+
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    na, nb = len(a), len(b)
+    diff = float(a.mean() - b.mean()) if na and nb else math.nan
+    if na < 2 or nb < 2:
+        return diff, math.nan, math.nan
+    va, vb = float(a.var(ddof=1)) / na, float(b.var(ddof=1)) / nb
+    if va + vb == 0:
+        return diff, 0.0, float(na + nb - 2)
+    dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    return diff, float(student_t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(va + vb), float(dof)
 
 
 def largest(deviation, uncertainty) -> tuple[float | None, float | None]:
