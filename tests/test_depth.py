@@ -1,10 +1,12 @@
-"""The depth type's closed forms against independent routes, and its tiny config end to end (issue 17, part 3)."""
+"""The depth type's closed forms against independent routes, its claims on synthetic data with known values, and its
+tiny config end to end (issue 17, part 3)."""
 
 import itertools
 from math import comb
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 import phaselab
@@ -174,6 +176,96 @@ def test_depth_end_to_end(tmp_path):
     assert (neurons == m["budget"] * m["product_n"]).all()
     assert (m["product_tree_mse"] > 0).all() and (t["product_tree_neurons"] == 4 * (m["product_n"] - 1)).all()
     assert any(c.figure == "depth_multiply" for c in result.claims)
+    regions = [c for c in result.claims if c.figure == "depth_regions"]
+    assert [c.relation for c in regions] == [">", ">", "="] and all(c.note for c in regions)
     assert len(result.claims) >= 8
     assert {c.verdict for c in result.claims} <= {"agrees", "disagrees", "inconclusive"}
     assert all(p.stat().st_size > 20_000 for p in result.figures.values())
+
+
+def _regions_dataset(deep, shallow, trained=None, width=4):
+    """Synthetic region counts (depth 1 and L = 2, one row a seed) and the closed-form maxima beside them."""
+    import xarray as xr
+
+    deep, shallow = np.asarray(deep, float), np.asarray(shallow, float)
+    trained = deep if trained is None else np.asarray(trained, float)
+    S, dims = len(deep), ("depth", "regions_seed")
+    one = np.full(S, 5.0)
+    m = xr.Dataset({"regions_random_deep": (dims, np.stack([one, deep])),
+                    "regions_random_shallow": (dims, np.stack([one, shallow])),
+                    "regions_trained_deep": (dims, np.stack([one, trained]))},
+                   coords={"depth": [1, 2], "regions_seed": np.arange(S)}, attrs={"regions_width": width,
+                                                                                 "regions_grid": 100})
+    t = xr.Dataset({"regions_max_deep": (("depth",), th.regions_deep_max(2, width, [1, 2]).astype(float)),
+                    "regions_max_shallow": (("depth",), th.regions_shallow_max(2, [width, 2 * width]).astype(float))},
+                   coords={"depth": [1, 2]})
+    return m, t
+
+
+def test_regions_claims_on_synthetic_counts():
+    """(a) the one-sided shortfall below Montúfar's deep maximum (44 for 2 layers of 4) and (b) deep vs shallow
+    against 0 with one network's seed spread as the tolerance: the numbers against a hand computation and scipy,
+    and every verdict from counts built to give it."""
+    from scipy import stats
+
+    from phaselab.experiments.depth.stages import REGIONS_FAR_LOG2, _regions_claims
+
+    g = np.random.default_rng(0)
+    shallow = 2.0 ** (4.0 + 0.5 * g.standard_normal(12))
+    # deep counts a quarter of the shallow ones, same spread: (a) far below 44, (b) a gap of −2 ≫ the spread 0.5
+    deep = shallow[::-1] / 4.0
+    m, t = _regions_dataset(deep, shallow)
+    a_random, a_trained, b = _regions_claims(m, t)
+    short = np.log2(44.0) - np.log2(deep)
+    assert a_random.relation == ">" and a_random.theory == REGIONS_FAR_LOG2 == 1.0
+    assert a_random.measured == pytest.approx(short.mean(), rel=1e-12)
+    lo, hi = stats.ttest_1samp(short, 0.0).confidence_interval(0.95)
+    assert a_random.uncertainty == pytest.approx((hi - lo) / 2, rel=1e-12)
+    assert a_random.verdict == a_trained.verdict == "agrees" and a_random.figure == "depth_regions"
+    gap = np.log2(deep).mean() - np.log2(shallow).mean()
+    lo, hi = stats.ttest_ind(np.log2(deep), np.log2(shallow), equal_var=False).confidence_interval(0.95)
+    assert b.relation == "=" and b.theory == 0.0 and b.measured == pytest.approx(gap, abs=1e-12)
+    assert gap == pytest.approx(-2.0, abs=1e-12)  # the same values, reversed, a quarter
+    assert b.uncertainty == pytest.approx((hi - lo) / 2, rel=1e-12)
+    assert b.tolerance == pytest.approx(np.std(np.log2(shallow), ddof=1), rel=1e-12)  # equal spreads: pooled = each
+    assert b.verdict == "disagrees" and "fewer" in b.note
+    # deep = shallow reversed (same values): gap 0, and 12 seeds resolve it within one spread
+    _, _, b = _regions_claims(*_regions_dataset(shallow[::-1], shallow))
+    assert b.measured == pytest.approx(0.0, abs=1e-12) and b.verdict == "agrees"
+    # 3 seeds: the interval of the mean is wider than one spread, whatever the gap — inconclusive, and it says so
+    _, _, b = _regions_claims(*_regions_dataset(shallow[:3] * 1.1, shallow[:3]))
+    assert b.verdict == "inconclusive" and "seeds" in b.note
+    # deep counts near the maximum (40 of 44): the shortfall is below a factor 2 — (a) disagrees
+    near = 40.0 + g.uniform(-1, 1, 12)
+    a_random, a_trained, _ = _regions_claims(*_regions_dataset(near, shallow, trained=near / 8))
+    assert a_random.verdict == "disagrees" and a_trained.verdict == "agrees"
+    # one depth only: deep and shallow are the same network — nothing to compare
+    m1, t1 = _regions_dataset(deep, shallow)
+    m1, t1 = m1.sel(depth=[1]), t1.sel(depth=[1])
+    assert _regions_claims(m1, t1)[2].verdict == "inconclusive"
+
+
+def test_tent_bracket_claim_says_why_gd_lands_above_the_bracket():
+    """A shallow net above the constructive bound gets the optimiser's note (its start, the constant ½); inside the
+    bracket the numbers speak; the uncertainty is the 95 % Student-t seed interval."""
+    import xarray as xr
+
+    from phaselab.experiment import seed_interval
+    from phaselab.experiments.depth.stages import _tent_bracket_note
+
+    k, N, pts = 4, 8, 512
+    lo, hi = float(th.shallow_lower(k, N)), float(th.shallow_upper(k, N))
+    above = np.array([0.074, 0.075, 0.076])
+    m = xr.Dataset({"tent_mse": (("k", "units", "tent_seed"), above[None, None]),
+                    "tent_mse_random_features": (("k", "units", "tent_seed"), above[None, None] + 0.001),
+                    "tent_status": (("k", "units", "tent_seed"), np.full((1, 1, 3), "ok"))},
+                   coords={"k": [k], "units": [N], "tent_seed": [0, 1, 2]}, attrs={"tent_points": pts,
+                                                                                    "tent_steps": 300})
+    mean, half, n = seed_interval(above)
+    note = _tent_bracket_note(m, k, N, lo, hi, mean, half)
+    x = (np.arange(pts) + 0.5) / pts
+    const = np.mean((th.sawtooth(x, k) - 0.5) ** 2)
+    assert const == pytest.approx((1 - 1 / 32**2) / 12, rel=1e-12)  # midpoint grid of 32 points a piece, Var = 1/12
+    assert "optimiser" in note and f"{const:.3g}" in note and "0.076" in note and "15 knots" in note
+    assert _tent_bracket_note(m, k, N, lo, hi, (lo + hi) / 2, 0.001) == ""
+    assert "lower bound" in _tent_bracket_note(m, k, N, 0.03, hi, 0.01, 0.001)
