@@ -10,7 +10,7 @@ import torch
 from phaselab import data
 from phaselab.bench import per_run_mlp
 from phaselab.engines.ensemble import train_ensemble
-from phaselab.engines.mlp import BatchedMLP, MLPSpec, mlp_evaluator, pick_chunk
+from phaselab.engines.mlp import BatchedMLP, MLPSpec, mlp_evaluator, mlp_logits, pick_chunk
 from phaselab.models import deep_mlp
 
 N, STEPS, S = 120, 12, 2
@@ -222,3 +222,23 @@ def test_fast_path_on_cuda_matches_the_cpu(mode):
     moved["batches"] = lambda step: tuple(t.cuda() for t in batches(step))
     gpu = fast_run(moved, spec)
     np.testing.assert_allclose(gpu.metrics["train_loss"], cpu.metrics["train_loss"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("x_shape", ["shared", "per_member"])
+def test_chunked_logits_equal_the_models_forward(x_shape):
+    """mlp_logits (first layer of a chunk as one wide product on shared inputs) against the models' own forward:
+    two_layer's NTK network (no biases, scales) and deep_mlp (biases, tanh)."""
+    from phaselab.models import two_layer
+
+    p = problem(torch.float64, [24], "relu", "squared", "gd", bias=False)
+    params = {"W1": p["params"]["W0"], "W2": p["params"]["W1"]}
+    x = p["x"] if x_shape == "shared" else p["x"].expand(len(p["lr"]), *p["x"].shape)
+    spec = MLPSpec("relu", "squared", scales=(64 ** -0.5, 24 ** -0.5))
+    for chunk in (1, 3, None):
+        np.testing.assert_allclose(mlp_logits(spec, params, x, chunk).numpy(),
+                                   two_layer.forward(params, x).numpy(), rtol=1e-12, atol=1e-14)
+    q = problem(torch.float64, [12, 20], "tanh", "squared", "gd")
+    xq = q["x"] if x_shape == "shared" else q["x"].expand(len(q["lr"]), *q["x"].shape)
+    net = torch.func.vmap(deep_mlp.forward, in_dims=(0, None if x_shape == "shared" else 0, None))
+    np.testing.assert_allclose(mlp_logits(MLPSpec("tanh", "squared"), q["params"], xq, 4).numpy(),
+                               net(q["params"], xq, "tanh").numpy(), rtol=1e-12, atol=1e-14)

@@ -85,8 +85,8 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
         beta = torch.as_tensor(momentum, dtype=first.dtype, device=first.device).expand(M).clone()
         velocity = {k: torch.zeros_like(v) for k, v in params.items()}
     if model is not None:
-        engine = BatchedMLP(model, params, lr, chunk=None if chunk == "auto" else int(chunk))
         shared = batch_in_dims is None
+        engine = BatchedMLP(model, params, lr, chunk=None if chunk == "auto" else int(chunk), shared_input=shared)
 
         def advance(step):
             engine.step(batches(step), shared)

@@ -140,7 +140,7 @@ class BatchedMLP:
     """
 
     def __init__(self, spec: MLPSpec, params: dict, lr: torch.Tensor, chunk: int | None = None,
-                 cache_budget: int | None = None, memory_budget: int = 2**30):
+                 cache_budget: int | None = None, memory_budget: int = 2**30, shared_input: bool = False):
         self.spec = spec
         self.names, self.bias_names, self.scales = spec.layers(params)
         self.L = len(self.names)
@@ -152,6 +152,13 @@ class BatchedMLP:
         # the user layout (M, fan_out, fan_in); the weight-update matmul then writes a short-and-wide matrix, which
         # is 2-4x faster on the CPU's BLAS than the tall-and-thin orientation (measured: 64 -> 512 -> 10, fp64)
         self.trans = [self.sizes[i] <= self.sizes[i + 1] for i in range(self.L)]
+        # members that all see the same batch (``shared_input``: full-batch GD) get the fused first layer: their
+        # first-layer weights side by side in one (d, M, h) tensor, so that a chunk computes x · [W₀ of each member]
+        # and its update xᵀ · [signals] as single wide matmuls (measured: 1.2x on GD at h = 32, float64, no loss at
+        # h ≥ 128). Not for per-member minibatches: grouping the members that share one (the learning rates of a
+        # seed) multiplies the number of small calls per step, which cost more than the wide matmuls save there
+        # (measured 0.5–1.0x on SGD B = 32).
+        self.fused = bool(shared_input) and self.L > 1
         self.WT = [None] * self.L
         self.b = [None] * self.L
         self.load(params)
@@ -164,14 +171,21 @@ class BatchedMLP:
         """(Re)read the parameters from the stacked user layout."""
         for layer, (w, b) in enumerate(zip(self.names, self.bias_names, strict=True)):
             W = params[w].detach()
-            self.WT[layer] = W.transpose(1, 2).contiguous() if self.trans[layer] else W.clone()
+            if layer == 0 and self.fused:
+                self.WT[0] = W.permute(2, 0, 1).contiguous()  # (d, M, h)
+            else:
+                self.WT[layer] = W.transpose(1, 2).contiguous() if self.trans[layer] else W.clone()
             self.b[layer] = None if b is None else params[b].detach().reshape(self.M, 1, -1).clone()
 
     def write(self, params: dict) -> None:
         """Copy the current weights and biases into ``params`` (stacked user layout), in place."""
         with torch.no_grad():
             for layer, (w, b) in enumerate(zip(self.names, self.bias_names, strict=True)):
-                params[w].copy_(self.WT[layer].transpose(1, 2) if self.trans[layer] else self.WT[layer])
+                if layer == 0 and self.fused:
+                    W = self.WT[0].permute(1, 2, 0)
+                else:
+                    W = self.WT[layer].transpose(1, 2) if self.trans[layer] else self.WT[layer]
+                params[w].copy_(W)
                 if b is not None:
                     params[b].copy_(self.b[layer].reshape(params[b].shape))
 
@@ -179,7 +193,10 @@ class BatchedMLP:
         """Zero the parameters and the learning rate of the members in ``mask`` (M,) bool."""
         self.lr[mask] = 0.0
         for layer in range(self.L):
-            self.WT[layer][mask] = 0.0
+            if layer == 0 and self.fused:
+                self.WT[0][:, mask] = 0.0
+            else:
+                self.WT[layer][mask] = 0.0
             if self.b[layer] is not None:
                 self.b[layer][mask] = 0.0
 
@@ -198,6 +215,11 @@ class BatchedMLP:
                 "row": torch.empty(chunk, n, 1, **new),
                 "minus_one": torch.full((chunk, n, 1), -1.0, **new),
             }
+            if self.fused:  # the first layer's activations and signals as (n, chunk·h): members side by side
+                width = n * chunk * out[0]
+                self._buffers[key].update(A=torch.empty(width, **new), D0=torch.empty(width, **new),
+                                          Z0=torch.empty(width, **new) if self.spec.activation == "erf" else None,
+                                          b0sum=torch.empty(1, chunk * out[0], **new))
         return self._buffers[key]
 
     def chunk_for(self, n: int, shared: bool) -> int:
@@ -207,19 +229,16 @@ class BatchedMLP:
         return min(self.chunk, self.M)
 
     # -- one step ------------------------------------------------------------------------------------------------
-    def step(self, batch, shared: bool) -> None:
+    def step(self, batch, shared: bool | None = None) -> None:
         """One gradient-descent step of every member on ``batch`` = (x, y): shared (n, d), (n, C) or (n,) when
-        ``shared``, else per member (M, n, d), (M, n, C) or (M, n)."""
-        x, y = batch
-        if x.dtype != self.dtype:
-            x = x.to(self.dtype)
-        if y.is_floating_point() and y.dtype != self.dtype:
-            y = y.to(self.dtype)
-        elif not y.is_floating_point() and y.dtype != torch.int64:
-            y = y.long()
+        ``shared``, else per member (M, n, d), (M, n, C) or (M, n). An engine built with ``shared_input`` takes
+        shared batches only (``shared`` may then be omitted)."""
+        if self.fused:
+            if shared is False:
+                raise ValueError("this engine was built for a shared batch (shared_input=True)")
+            return self._fused_step(batch)
+        x, y = self._prepare(batch)
         n = x.shape[-2]
-        if self.spec.loss == "squared" and not y.is_floating_point():
-            y = torch.nn.functional.one_hot(y.long(), self.sizes[-1]).to(self.dtype)
         chunk = self.chunk_for(n, shared)
         buf = self._buffers_for(n, shared, chunk)
         # update coefficient of layer l per member: −η s_l / n (the signal below is n × the loss gradient)
@@ -233,10 +252,72 @@ class BatchedMLP:
                     xc, yc = x[m0:m1], y[m0:m1]
                 self._chunk_step(m0, m1, xc, yc, coef[m0:m1], buf)
 
-    def _forward(self, m0: int, m1: int, x: torch.Tensor, H: list, Z: list) -> torch.Tensor:
+    def _prepare(self, batch):
+        x, y = batch
+        if x.dtype != self.dtype:
+            x = x.to(self.dtype)
+        if y.is_floating_point() and y.dtype != self.dtype:
+            y = y.to(self.dtype)
+        elif not y.is_floating_point() and y.dtype != torch.int64:
+            y = y.long()
+        if self.spec.loss == "squared" and not y.is_floating_point():
+            y = torch.nn.functional.one_hot(y.long(), self.sizes[-1]).to(self.dtype)
+        return x, y
+
+    def _fused_step(self, batch) -> None:
+        x, y = self._prepare(batch)
+        n = x.shape[-2]
+        chunk = self.chunk_for(n, True)
+        buf = self._buffers_for(n, True, chunk)
+        coef = self.lr * (-1.0 / n)
+        with torch.no_grad():
+            for m0 in range(0, self.M, chunk):
+                m1 = min(self.M, m0 + chunk)
+                self._fused_chunk_step(m0, m1, x, y, coef[m0:m1], buf)
+
+    def _fused_chunk_step(self, m0, m1, x, y, coef, buf) -> None:
+        """Members m0:m1 on one shared batch x (n, d): the first layer as one (n, d)·(d, c·h)
+        product and its update as one (d, n)·(n, c·h) product; the layers above as in :meth:`_chunk_step`."""
+        c, (n, d), h = m1 - m0, x.shape, self.sizes[1]
+        A = buf["A"][:n * c * h].view(n, c * h)
+        W0 = self.WT[0][:, m0:m1].view(d, c * h)  # a strided view of the (d, M, h) weights: no copy
+        two = 2.0 if self.tanh else 1.0
+        s = self.scales[0]
+        if self.b[0] is not None:
+            torch.addmm(self.b[0][m0:m1].view(1, c * h), x, W0, beta=two, alpha=two * s, out=A)
+        else:
+            torch.mm(x, W0, out=A)
+            if two * s != 1.0:
+                A.mul_(two * s)
+        act = self.spec.activation
+        if act == "tanh":
+            A.sigmoid_().mul_(2.0).sub_(1.0)
+        elif act == "relu":
+            A.relu_()
+        else:
+            Z0 = buf["Z0"][:n * c * h].view(n, c * h)
+            Z0.copy_(A)
+            A.mul_(_INV_SQRT2).erf_()
+        a0 = A.view(n, c, h).transpose(0, 1)  # (c, n, h), strided
+        D0 = buf["D0"][:n * c * h].view(n, c * h)
+        self._chunk_step(m0, m1, a0, y, coef.view(-1, 1, 1), buf, first=1, signal0=D0.view(n, c, h).transpose(0, 1))
+        # D0 now holds n × dloss/d(pre-activation of layer 0) of each member, in the (n, c·h) layout
+        if act == "tanh":
+            torch.ops.aten.tanh_backward.grad_input(D0, A, grad_input=D0)
+        elif act == "relu":
+            torch.ops.aten.threshold_backward.grad_input(D0, A, 0, grad_input=D0)
+        else:
+            Z0.square_().mul_(-0.5).exp_()
+            D0.mul_(Z0).mul_(_SQRT_2_OVER_PI)
+        D0.view(n, c, h).mul_(coef.view(1, c, 1) * s)
+        W0.addmm_(x.T, D0)
+        if self.b[0] is not None:
+            self.b[0][m0:m1].view(1, c * h).add_(torch.sum(D0, 0, keepdim=True, out=buf["b0sum"][:, :c * h]))
+
+    def _forward(self, m0: int, m1: int, x: torch.Tensor, H: list, Z: list, first: int = 0) -> torch.Tensor:
         c = m1 - m0
         a = x
-        for layer in range(self.L):
+        for layer in range(first, self.L):
             out = H[layer][:c]
             hidden = layer < self.L - 1
             s = self.scales[layer]
@@ -262,10 +343,13 @@ class BatchedMLP:
             a = out
         return a
 
-    def _chunk_step(self, m0, m1, x, y, coef, buf) -> None:
+    def _chunk_step(self, m0, m1, x, y, coef, buf, first: int = 0, signal0=None) -> None:
+        """One step of members m0:m1 on their batch x: (c, n, d) (or the first hidden layer's activations when
+        ``first`` = 1: the fused path, which then gets the signal to layer 0 in ``signal0`` before its activation
+        derivative, and updates layer 0 itself)."""
         c = m1 - m0
         H, D, Z = buf["H"], buf["D"], buf["Z"]
-        g = self._forward(m0, m1, x, H, Z)  # logits (c, n, C), turned in place into n × dloss/df
+        g = self._forward(m0, m1, x, H, Z, first)  # logits (c, n, C), turned in place into n × dloss/df
         if self.spec.loss == "cross_entropy":
             row = buf["row"][:c]
             torch.amax(g, -1, keepdim=True, out=row)
@@ -276,10 +360,12 @@ class BatchedMLP:
             g.sub_(y)
         else:
             g.scatter_add_(-1, y.unsqueeze(-1).expand(g.shape[:-1] + (1,)), buf["minus_one"][:c])
-        for layer in reversed(range(self.L)):
-            a = x if layer == 0 else H[layer - 1][:c]
+        for layer in reversed(range(first, self.L)):
+            a = x if layer == first else H[layer - 1][:c]
             W = self.WT[layer][m0:m1]
-            if layer > 0:
+            if layer == first and first > 0:  # the fused first layer: the signal below, its update done there
+                torch.bmm(g, W.transpose(1, 2) if self.trans[layer] else W, out=signal0)
+            if layer > first:
                 d = D[layer - 1][:c]
                 # the signal below, with the weights before the update
                 torch.bmm(g, W.transpose(1, 2) if self.trans[layer] else W, out=d)
@@ -290,7 +376,7 @@ class BatchedMLP:
                 W.baddbmm_(g.transpose(1, 2), a)
             if self.b[layer] is not None:
                 self.b[layer][m0:m1].add_(torch.sum(g, 1, keepdim=True, out=buf["bsum"][layer][:c]))
-            if layer > 0:
+            if layer > first:
                 act = self.spec.activation
                 if act == "tanh":
                     torch.ops.aten.tanh_backward.grad_input(d, a, grad_input=d)
@@ -304,6 +390,8 @@ class BatchedMLP:
                 if s_below != 1.0:
                     d.mul_(s_below)
                 g = d
+            elif first > 0 and self.scales[layer] != 1.0:
+                signal0.mul_(self.scales[layer])
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def logits(self, params: dict, x: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -314,7 +402,8 @@ class BatchedMLP:
 
 def mlp_logits(spec: MLPSpec, params: dict, x: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
     """Outputs (M, n, C) of every member for inputs x, shared (n, d) or per member (M, n, d), ``chunk`` members at a
-    time so that only one chunk's hidden activations exist at once."""
+    time so that only one chunk's hidden activations exist at once. With shared inputs the first layer of a chunk is
+    one (n, d)·(d, c·h) product (the members' weights side by side: a view, no copy); tanh as 2·sigmoid(2z) − 1."""
     names, bias_names, scales = spec.layers(params)
     M = params[names[0]].shape[0]
     chunk = M if chunk is None else max(1, int(chunk))
@@ -322,9 +411,20 @@ def mlp_logits(spec: MLPSpec, params: dict, x: torch.Tensor, chunk: int | None =
     with torch.no_grad():
         for m0 in range(0, M, chunk):
             m1 = min(M, m0 + chunk)
+            c = m1 - m0
             a = x if x.dim() == 2 else x[m0:m1]
             for layer, (w, b) in enumerate(zip(names, bias_names, strict=True)):
-                a = torch.matmul(a, params[w][m0:m1].transpose(1, 2))  # a fresh (c, n, out) tensor, then in place
+                W = params[w][m0:m1]
+                if layer == 0 and a.dim() == 2 and len(names) > 1 and W.is_contiguous():
+                    h = W.shape[1]
+                    a = torch.mm(a, W.reshape(c * h, -1).T)  # (n, c·h), member j in columns j·h … (j+1)·h
+                    if scales[0] != 1.0:
+                        a.mul_(scales[0])
+                    if b is not None:
+                        a.add_(params[b][m0:m1].reshape(1, c * h))
+                    a = activation_(spec.activation, a).view(-1, c, h).transpose(0, 1)  # (c, n, h), strided
+                    continue
+                a = torch.matmul(a, W.transpose(1, 2))  # a fresh (c, n, out) tensor, then in place
                 if scales[layer] != 1.0:
                     a.mul_(scales[layer])
                 if b is not None:
@@ -336,9 +436,9 @@ def mlp_logits(spec: MLPSpec, params: dict, x: torch.Tensor, chunk: int | None =
 
 
 def activation_(name: str, z: torch.Tensor) -> torch.Tensor:
-    """σ(z) in place."""
+    """σ(z) in place (tanh as 2·sigmoid(2z) − 1: twice as fast as ``torch.tanh`` on the CPU, equal to ~2e-16)."""
     if name == "tanh":
-        return z.tanh_()
+        return z.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
     if name == "relu":
         return z.relu_()
     if name == "erf":
