@@ -9,8 +9,26 @@ the drift (I3) terms carry a factor η d^(−2(κ+δ)) = (γ0/p) d^(κ+δ) → 0
     dM/dτ = 0,   dQ_jl/dτ = η̃² [Σ_{c,e} u_c u_e I4(λ_j, λ_l, c, e) + Δ J2(λ_j, λ_l)]      (section 8)
 
 (the "orange ODE"). At finite d the full ODE at the cell's own η, integrated in t = τ d^(2(κ+δ)), keeps the drift
-suppressed only by d^(κ+δ): a strong finite-size effect. The informed start used by this experiment assigns each
-student unit a teacher unit (j mod k) and adds isotropic noise: W_j = a w*_{j mod k} + b z_j, z_j ~ N(0, I_d).
+suppressed only by d^(κ+δ): a strong finite-size effect.
+
+Informed starts. Each student unit j is assigned the teacher unit j mod k. Two starts are offered:
+
+- ``isotropic`` (:func:`informed_order_parameters`): W_j = a w*_{j mod k} + b z_j, z_j ~ N(0, I_d), so that
+  Q = b² I + a² [j ≡ l mod k], M_jr = a [j ≡ r mod k]; a = b = 1 gives R0 = 0.0173 at p = 8, k = 4 (Q_jj = 2).
+- ``teacher_span`` (:func:`span_coefficients`), the authors' start (their code, github.com/rodsveiga/phdiag_sgd,
+  sim.set_W0(lin_coeff): W0 = A W* with unit-norm rows of A): W_j = Σ_r A_jr w*_r, A_j ∝ a e_{j mod k} + b g_j,
+  g_j ~ N(0, I_k), |A_j| = 1, so that Q = A Aᵀ (Q_jj = 1) and M = A exactly, at every d.
+
+The peaks of the orange-region risk are set by (Q0, M0), not by the initial risk alone: at p = 8, k = 4, γ0 = p,
+Δ = 1e-3, δ = −3/8, both starts at R0 ≈ 0.017 give (full ODE at d = 1000, at d = 4000; d → ∞ orange ODE)
+0.044, 0.077, 0.170 (isotropic, a = b = 1) and 0.082, 0.120, 0.204 (teacher_span, a = 1, b = 0.55: mean of 16
+draws, R0 = 0.020; R0 over 400 draws: mean 0.016, 10–90 % 0.005–0.030). The authors' random unit-norm A
+(normalised N(0, I_k) rows) at R0 ≈ 0.015–0.02 gives 0.081–0.086, 0.119–0.124, 0.201–0.207. Direct online SGD
+(numpy, 8 seeds) peaks at 0.045 and 0.077 (isotropic, a = b = 1), 0.079 and 0.117 (teacher_span, R0 = 0.013; ODE 0.080,
+0.118) and 0.083 and 0.122 (isotropic a = 0.6, b = 0.68: R0 = 0.017 too, Q_jj = 0.82; ODE 0.084, 0.121): the ODE
+is right for each start. The time, learning-rate, noise and risk conventions are the authors' in both
+(η = γ0 d^−δ/p, τ = steps/d^(1+2δ), y = f* + √Δ ξ, R = ½E[(f* − f)²] without Δ); the η̃ of the orange ODE only
+rescales τ, so its peak depends on (Q0, M0) alone.
 """
 
 from __future__ import annotations
@@ -19,8 +37,8 @@ import numpy as np
 
 from phaselab.theory.committee import integrate, rhs, risk
 
-__all__ = ["learning_rate", "orange_times", "informed_order_parameters", "noise_term", "orange_limit",
-           "full_ode_in_tau", "plateau", "crossing_time"]
+__all__ = ["learning_rate", "orange_times", "informed_order_parameters", "span_coefficients", "noise_term",
+           "orange_limit", "full_ode_in_tau", "plateau", "crossing_time"]
 
 
 def learning_rate(gamma0: float, d: int, delta: float, p: int) -> float:
@@ -41,6 +59,17 @@ def informed_order_parameters(p: int, k: int, overlap: float, noise_scale: float
     same = (pi[:, None] == pi[None, :]).astype(float)
     assign = (pi[:, None] == np.arange(k)[None, :]).astype(float)
     return noise_scale**2 * np.eye(p) + overlap**2 * same, overlap * assign
+
+
+def span_coefficients(p: int, k: int, overlap: float, noise_scale: float, generator: np.random.Generator):
+    """A (p, k) of the authors' informed start W = A W* (Veiga et al. 2022, code phdiag_sgd: sim.set_W0(lin_coeff),
+    rows of A of unit norm): A_j = v_j/|v_j|, v_j = a e_{j mod k} + b g_j, g_j ~ N(0, I_k) from ``generator``.
+    With the orthogonal teacher of row norm √d (P = I), Q = A Aᵀ (Q_jj = 1: |w_j|² = d) and M = A, exactly."""
+    v = overlap * (np.arange(p)[:, None] % k == np.arange(k)[None, :]) + noise_scale * generator.standard_normal((p, k))
+    norm = np.linalg.norm(v, axis=1, keepdims=True)
+    if np.any(norm == 0):
+        raise ValueError("span_coefficients: a student row is zero (overlap = 0 and no noise)")
+    return v / norm
 
 
 def noise_term(Q, M, P, noise):

@@ -23,13 +23,23 @@ def make_data(run: Run, data_id: str) -> dict[str, np.ndarray]:
 
 
 def informed_start(run: Run, d: int, teacher: np.ndarray) -> np.ndarray:
-    """W_j = a w*_{j mod k} + b z_j (seed, p, d); z from phaselab.data.student_init (the phase diagram's seeds)."""
-    from phaselab import data
+    """The informed students (seed, p, d) of ``student.start`` (a = ``overlap``, b = ``init_scale``):
 
-    exp = run.exp
-    p, k = exp["student"]["p"], exp["teacher"]["k"]
-    z = data.student_init(d, p, exp["seeds"], exp["student"]["init_scale"], run.seed)
-    return (exp["student"]["overlap"] * teacher[:, np.arange(p) % k, :] + z).astype(np.float32)
+    - ``isotropic``: W_j = a w*_{j mod k} + b z_j, z from phaselab.data.student_init (the phase diagram's seeds);
+    - ``teacher_span``: the authors' W = A W*, A_j ∝ a e_{j mod k} + b g_j of unit norm
+      (phaselab.theory.trade_off.span_coefficients), g from the student stream with d-key 0, so that a seed starts
+      from the same Q0 = AAᵀ, M0 = A at every d."""
+    from phaselab import data
+    from phaselab.theory.trade_off import span_coefficients
+
+    exp, student = run.exp, run.exp["student"]
+    p, k = student["p"], exp["teacher"]["k"]
+    if student["start"] == "teacher_span":
+        A = np.stack([span_coefficients(p, k, student["overlap"], student["init_scale"],
+                                        data.rng(run.seed, data.STUDENT, 0, p, s)) for s in range(exp["seeds"])])
+        return (A @ teacher.astype(np.float64)).astype(np.float32)
+    z = data.student_init(d, p, exp["seeds"], student["init_scale"], run.seed)
+    return (student["overlap"] * teacher[:, np.arange(p) % k, :] + z).astype(np.float32)
 
 
 def train(run: Run, cell: TradeOffCell, arrays: dict):
