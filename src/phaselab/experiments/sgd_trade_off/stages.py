@@ -100,7 +100,8 @@ def collect(run: Run, cells: list):
     ds["eta_delta"].attrs = {"long_name": "effective learning rate η = γ0 d^−δ / p of the trade-off runs", "units": "1"}
     ds["orange_eta"].attrs = {"long_name": "effective learning rate η = γ0 d^−δ / p of the orange runs", "units": "1"}
     ds.attrs = {"teacher_k": exp["teacher"]["k"], "noise": exp["teacher"]["noise"], "p": exp["student"]["p"],
-                "gamma0": exp["student"]["gamma0"], "overlap": exp["student"]["overlap"],
+                "gamma0": exp["student"]["gamma0"], "start": exp["student"]["start"],
+                "overlap": exp["student"]["overlap"],
                 "init_scale": exp["student"]["init_scale"], "trade_off_d": exp["trade_off"]["d"],
                 "trade_off_time": exp["trade_off"]["time"], "window": exp["trade_off"]["window"],
                 "level": exp["trade_off"]["level"], "orange_delta": exp["orange"]["delta"],
@@ -243,11 +244,21 @@ def claims(metrics, theory) -> list[Claim]:
         measured=measured, uncertainty=unc, tolerance=finite_size_tolerance(dmin),
         where="d: " + ", ".join(f"{int(dd)}: sim {float(a):.3g} / ODE {float(b):.3g}" for dd, a, b in
                                 zip(metrics["d"].values, sim_peak.values, full_peak.values))
-              + f"; tolerance 2/√d at d = {dmin}"))
+              + f"; tolerance 2/√d at d = {dmin}; {_start_note(metrics.attrs)}"))
     out.append(judge(
         "orange region: the d → ∞ orange ODE (noise terms only, M frozen) gives the peak at the largest d"
         " (a strong finite-size effect predicts disagreement)", "Veiga et al. 2022, fig. 7; theory.md §8",
         theory=float(limit_peak.sel(d=dmax)), measured=float(sim_peak.sel(d=dmax)),
         uncertainty=float(sem_peak.sel(d=dmax)), tolerance=finite_size_tolerance(dmax) * float(limit_peak.sel(d=dmax)),
-        where=f"d = {dmax}; tolerance 2/√d relative"))
+        where=f"d = {dmax}; tolerance 2/√d relative; {_start_note(metrics.attrs)}"))
     return out
+
+
+def _start_note(attrs) -> str:
+    """The informed start of the orange runs, and why it matters: the peak heights depend on (Q0, M0), not on the
+    initial risk alone (phaselab.theory.trade_off, module notes)."""
+    start = attrs.get("start", "isotropic")
+    a, b = attrs.get("overlap"), attrs.get("init_scale")
+    what = (f"the authors' W = A W*, A_j ∝ {a} e_(j mod k) + {b} g_j, |A_j| = 1" if start == "teacher_span"
+            else f"W_j = {a} w*_(j mod k) + {b} z_j")
+    return f"start {start} ({what}): the peaks depend on (Q0, M0), not on the initial risk alone"
