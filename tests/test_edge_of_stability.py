@@ -155,3 +155,20 @@ def test_hovering_and_sharpening_claims_on_synthetic_trajectories():
     sharpening = stages.claims(metrics, theory)[-1]
     assert sharpening.uncertainty == 0.0 and sharpening.verdict == "agrees"
     np.testing.assert_allclose(sharpening.measured, 1 - 0.25 / ramp[18], rtol=1e-12)
+
+
+def test_a_learning_rate_that_starts_at_the_edge_is_left_out_of_the_sharpening_claim():
+    """At a large η the initial sharpness can already be ≥ 0.9 · 2/η (seen at paper scale: η = 0.4, every seed):
+    the rise 1 − r(0)/r(t*) with t* = 0 is 0 by construction, not a measurement of sharpening. That η is left out,
+    by name in the note, and the claim is judged on the others; with nothing left, it is inconclusive."""
+    t = np.arange(101)
+    ramp = np.minimum(1.0, 0.25 + 0.75 * t / 20) * np.ones((3, 1))
+    at_start = np.full((3, 101), 0.95) + 0.01 * np.arange(3)[:, None]
+    metrics, theory = synthetic_run({0.1: ramp, 0.4: at_start})
+    sharpening = stages.claims(metrics, theory)[-1]
+    assert sharpening.verdict == "agrees"
+    np.testing.assert_allclose(sharpening.measured, 1 - 0.25 / ramp[0, 18], rtol=1e-12)
+    assert "η=0.4: left out" in sharpening.where and "η = 0.4 (3 of 3 seeds)" in sharpening.note
+    metrics, theory = synthetic_run({0.4: at_start})
+    sharpening = stages.claims(metrics, theory)[-1]
+    assert sharpening.verdict == "inconclusive" and sharpening.measured is None and "left out" in sharpening.note

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from phaselab.experiment import Claim, Run, exceeds, judge, largest, seed_interval
@@ -198,9 +200,16 @@ def claims(metrics, theory) -> list[Claim]:
     last = np.where(np.isnan(first), steps.max(), first)  # t*: arrival at the edge, else the end of the run
     at_t = np.take_along_axis(ratio.values, np.searchsorted(steps, last)[..., None], axis=-1)[..., 0]
     rise = 1.0 - initial / at_t  # (lr, seed)
+    # a seed already at the edge at step 0 has no rise to observe (t* = 0): left out, and said so
+    starts_at_edge = first == steps[0]
+    rise = np.where(starts_at_edge, np.nan, rise)
     means, halves, _ = np.array([seed_interval(r) for r in rise]).reshape(-1, 3).T
     weakest = int(np.nanargmin(means - halves)) if np.isfinite(means - halves).any() else None
-    out.append(exceeds(
+    left_out = [f"η = {lr:g} ({int(n)} of {len(row)} seeds)" for lr, row, n in
+                zip(ratio["lr"].values, starts_at_edge, starts_at_edge.sum(-1)) if n]
+    left_out_note = ("" if not left_out else "left out, already at the edge 0.9 · 2/η at step 0 (nothing to "
+                     "sharpen): " + ", ".join(left_out))
+    sharpening = exceeds(
         "progressive sharpening: at every η the sharpness rises from initialisation until it reaches 2/η (or to "
         "the end of the run where it never does): the relative rise 1 − λ_max(0)/λ_max(t*) > 0 (seed mean ± 95 % "
         "Student-t half-width); the η with the lowest lower 95 % bound", SOURCE,
@@ -209,5 +218,9 @@ def claims(metrics, theory) -> list[Claim]:
         note="" if weakest is not None and np.isfinite(halves[weakest]) else
         "fewer than two finite seeds at some η: no confidence interval",
         where="relative rise (seed mean ± 95 % half-width): " + ", ".join(
-            f"η={lr:g}: {m:.3g} ± {h:.2g}" for lr, m, h in zip(ratio["lr"].values, means, halves))))
+            f"η={lr:g}: {m:.3g} ± {h:.2g}" if np.isfinite(m) else f"η={lr:g}: left out"
+            for lr, m, h in zip(ratio["lr"].values, means, halves)))
+    if left_out_note:
+        sharpening = replace(sharpening, note=f"{sharpening.note}; {left_out_note}")
+    out.append(sharpening)
     return out
