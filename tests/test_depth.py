@@ -269,3 +269,37 @@ def test_tent_bracket_claim_says_why_gd_lands_above_the_bracket():
     assert "optimiser" in note and f"{const:.3g}" in note and "0.076" in note and "15 knots" in note
     assert _tent_bracket_note(m, k, N, lo, hi, (lo + hi) / 2, 0.001) == ""
     assert "lower bound" in _tent_bracket_note(m, k, N, 0.03, hi, 0.01, 0.001)
+
+
+def test_tent_closed_form_gradient_equals_autograd_with_padding_and_flat_units():
+    """The shallow sawtooth nets train on a closed-form batched gradient (prefix sums over the sorted points); it must
+    equal torch.func's vmap(grad) of the loss it replaces, for padded members (mask 0), units with w = 0 (active
+    everywhere for b > 0, nowhere for b < 0) and both slope signs; the O(n + units) residual equals the direct one."""
+    import torch
+    from torch.func import grad, vmap
+
+    from phaselab.experiments.depth.stages import _tent_gradient, _tent_loss, _tent_residual
+
+    g = np.random.default_rng(1)
+    M, P, n = 7, 20, 333
+    x = torch.as_tensor((np.arange(n) + 0.5) / n)
+    y = torch.as_tensor(g.normal(size=n))
+    w = g.choice([-1.0, 1.0], (M, P)) * g.uniform(0.2, 2.0, (M, P))
+    b = g.normal(size=(M, P))
+    w[0, 3], b[0, 3] = 0.0, 0.7  # flat unit, always on
+    w[1, 4], b[1, 4] = 0.0, -0.3  # flat unit, never on
+    mask = (np.arange(P) < g.integers(1, P + 1, M)[:, None]).astype(float)
+    mask[0, :5] = mask[1, :5] = 1.0
+    p = {k: torch.as_tensor(v) for k, v in dict(w=w, b=b, a=g.normal(size=(M, P)), c=g.normal(size=M),
+                                                 m=mask).items()}
+    reference = vmap(grad(_tent_loss), in_dims=(0, None))(p, (x, y))
+    closed = _tent_gradient(p, (x, y))
+    assert set(closed) == set(reference)
+    for name in ("w", "b", "a", "c"):
+        scale = float(reference[name].abs().max())
+        assert scale > 1e-3, name  # the comparison is not between zeros
+        assert float((closed[name] - reference[name]).abs().max()) <= 1e-12 * scale, name
+    assert float(closed["m"].abs().max()) == 0.0  # the padding mask is not trained
+    assert float(closed["w"][mask == 0].abs().max()) == 0.0  # padded units get no gradient
+    direct = vmap(_tent_loss, in_dims=(0, None))(p, (x, y))
+    assert torch.allclose(0.5 * (_tent_residual(p, x, y) ** 2).mean(1), direct, rtol=1e-12, atol=0)

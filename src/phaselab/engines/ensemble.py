@@ -55,7 +55,8 @@ def _evaluate(evaluate, params: dict, M: int, eval_chunk: int | None) -> dict:
 
 def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, batch_in_dims=0,
                    divergence_threshold: float = 1e6, log=None, model: MLPSpec | None = None,
-                   chunk: int | str = "auto", eval_chunk: int | None = None, momentum=None) -> EnsembleRun:
+                   chunk: int | str = "auto", eval_chunk: int | None = None, momentum=None,
+                   gradient=None) -> EnsembleRun:
     """Gradient descent on M members at once: ``params`` maps names to stacked (M, ...) tensors.
 
     ``loss(member_params, batch)`` is the loss of ONE member (torch.func style); ``batches(step)`` returns the
@@ -69,6 +70,10 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
     ``model``: an :class:`~phaselab.engines.mlp.MLPSpec` selects the explicit batched MLP path (batches are then
     (x, y) pairs); ``chunk``: members per batched call on that path, ``"auto"`` from the working set of a step
     against the cache (see :func:`phaselab.engines.mlp.pick_chunk`).
+
+    ``gradient``: where the gradient has a closed form, ``gradient(params, batch)`` → {name: (M, ...) tensor} the
+    gradients of every member at once, used instead of ``vmap(grad(loss))`` (general path; ``loss`` is then not
+    called by the engine and serves as the reference the closed form is tested against).
 
     ``momentum``: heavy-ball coefficients β, a scalar or (M,) per member (general path only), in
     ``torch.optim.SGD``'s form (no dampening): v ← β v + ∇L, θ ← θ − α v, v starting at 0. Without it (``None``)
@@ -84,6 +89,8 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
             raise ValueError("momentum is available on the general path only (not with model=MLPSpec)")
         beta = torch.as_tensor(momentum, dtype=first.dtype, device=first.device).expand(M).clone()
         velocity = {k: torch.zeros_like(v) for k, v in params.items()}
+    if model is not None and gradient is not None:
+        raise ValueError("gradient= is for the general path; model=MLPSpec has its own explicit backward")
     if model is not None:
         shared = batch_in_dims is None
         engine = BatchedMLP(model, params, lr, chunk=None if chunk == "auto" else int(chunk), shared_input=shared)
@@ -94,7 +101,7 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
         from torch.func import grad, vmap
 
         engine = None
-        step_grad = vmap(grad(loss), in_dims=(0, batch_in_dims))
+        step_grad = gradient if gradient is not None else vmap(grad(loss), in_dims=(0, batch_in_dims))
 
         def advance(step):
             grads = step_grad(params, batches(step))

@@ -31,6 +31,8 @@ def train(run: Run, cell, data):
 
 
 def _tent_loss(p, batch):
+    """½ mean (f − y)² of ONE shallow member f(x) = Σ_i m_i a_i relu(w_i x + b_i) + c (m: the padding mask), the
+    torch.func reference that :func:`_tent_gradient` is tested against."""
     import torch
 
     x, y = batch
@@ -38,13 +40,67 @@ def _tent_loss(p, batch):
     return 0.5 * ((f - y) ** 2).mean()
 
 
+def _tent_active_ranges(p, x):
+    """Unit i of every member is active (w_i x + b_i > 0) on one contiguous run [lo_i, hi_i) of the sorted points x:
+    x > −b/w for w > 0, x < −b/w for w < 0, everywhere or nowhere for w = 0 (as b > 0)."""
+    import torch
+
+    w, b = p["w"], p["b"]
+    n = x.shape[0]
+    t = torch.where(w != 0, -b / torch.where(w != 0, w, 1.0), 0.0).contiguous()
+    above = torch.searchsorted(x, t, right=True)  # first point with x > t
+    below = torch.searchsorted(x, t, right=False)  # number of points with x < t
+    full, empty = torch.full_like(above, n), torch.zeros_like(above)
+    lo = torch.where(w > 0, above, empty)
+    hi = torch.where(w > 0, full, torch.where(w < 0, below, torch.where(b > 0, full, empty)))
+    return lo, torch.maximum(lo, hi)
+
+
+def _tent_residual(p, x, y, ranges=None):
+    """f − y (M, n) of every member at once in O(n + units) a member, not O(n · units): on sorted x the net is
+    c + x·A_w(x) + A_b(x), A_w and A_b step functions (Σ of m a w and m a b over the active units) built from
+    difference arrays and a cumulative sum."""
+    import torch
+
+    lo, hi = ranges if ranges is not None else _tent_active_ranges(p, x)
+    M, n = p["w"].shape[0], x.shape[0]
+    f = []
+    for coef in (p["m"] * p["a"] * p["w"], p["m"] * p["a"] * p["b"]):
+        diff = torch.zeros(M, n + 1, dtype=x.dtype, device=x.device)
+        diff.scatter_add_(1, lo, coef).scatter_add_(1, hi, -coef)
+        f.append(diff[:, :n].cumsum(1))
+    return p["c"][:, None] + x * f[0] + f[1] - y
+
+
+def _tent_gradient(p, batch):
+    """The gradient of :func:`_tent_loss` for every member at once, in closed form: with e = f − y and the prefix
+    sums E₀ of e and E₁ of e·x over the sorted points, unit i's sums over its active run are S₀ = E₀[hi] − E₀[lo]
+    and S₁ = E₁[hi] − E₁[lo], so ∂/∂a_i = m_i (w_i S₁ + b_i S₀)/n, ∂/∂w_i = m_i a_i S₁/n, ∂/∂b_i = m_i a_i S₀/n,
+    ∂/∂c = Σe/n (the mask is not trained). O(n + units) a member instead of the O(n · units) of autograd: the
+    paper-scale sawtooth (144 members padded to 512 units, 4096 points) ≈ 25 s a step through vmap(grad), a few ms
+    here."""
+    import torch
+
+    x, y = batch
+    ranges = _tent_active_ranges(p, x)
+    e = _tent_residual(p, x, y, ranges)
+    zero = torch.zeros(e.shape[0], 1, dtype=e.dtype, device=e.device)
+    E0 = torch.cat([zero, e.cumsum(1)], 1)
+    E1 = torch.cat([zero, (e * x).cumsum(1)], 1)
+    lo, hi = ranges
+    S0, S1 = E0.gather(1, hi) - E0.gather(1, lo), E1.gather(1, hi) - E1.gather(1, lo)
+    n, m = x.shape[0], p["m"]
+    return {"w": m * p["a"] * S1 / n, "b": m * p["a"] * S0 / n, "a": m * (p["w"] * S1 + p["b"] * S0) / n,
+            "c": e.sum(1) / n, "m": torch.zeros_like(m)}
+
+
 def train_tent(run: Run, cell: light.TentCell):
     """Deep: the k-layer network, its largest error and pieces on a dyadic grid. Shallow: N units with breakpoints
     uniform on [0, 1] (slopes ±1), the least-squares output layer, then full-batch GD on all parameters; members
-    (N, seed) padded to the largest N with a fixed mask, one ensemble."""
+    (N, seed) padded to the largest N with a fixed mask, one ensemble, its gradient in closed form
+    (:func:`_tent_gradient`)."""
     import torch
     import xarray as xr
-    from torch.func import vmap
 
     from phaselab import data
     from phaselab.engines.ensemble import train_ensemble
@@ -76,10 +132,10 @@ def train_tent(run: Run, cell: light.TentCell):
     params = {name: torch.as_tensor(v) for name, v in dict(w=w, b=b, a=a, c=c, m=mask).items()}
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     run.log(f"k = {k}: deep error {deep_error:.2g}, {pieces} pieces; {M} shallow members, {exp['steps']} GD steps")
-    mse_of = vmap(_tent_loss, in_dims=(0, None))
     result = train_ensemble(params, _tent_loss, lambda step: (xt, yt), torch.as_tensor(lr), [0, exp["steps"]],
-                            lambda p: {"mse": 2.0 * mse_of(p, (xt, yt))}, batch_in_dims=None,
-                            divergence_threshold=exp["divergence_threshold"], log=run.log_file)
+                            lambda p: {"mse": (_tent_residual(p, xt, yt) ** 2).mean(1)}, batch_in_dims=None,
+                            divergence_threshold=exp["divergence_threshold"], log=run.log_file,
+                            gradient=_tent_gradient)
     shape = (1, len(units), S)
     dims = ("k", "units", "tent_seed")
     return xr.Dataset(
