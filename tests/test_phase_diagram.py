@@ -179,3 +179,32 @@ def test_claims_say_what_the_grid_cannot_test(theory):
     assert notes["orange region −½ < κ"].verdict == "inconclusive"
     assert notes["orange region −½ < κ"].note.startswith("not in this grid")
     assert notes["perfect learning for"].note.startswith("untestable in this grid")
+
+
+def test_perfect_learning_is_tested_only_where_the_ode_says_the_run_is_long_enough():
+    """A κ + δ > 0 cell tests perfect learning only where its own ODE falls below the threshold by the end of the run:
+    a run that stays above it then disagrees; without an ODE curve (p > theory.max_width) nothing says the run is
+    long enough (over-parameterised students need far longer than train.time / η), so the cell is not tested."""
+    m = _metrics().reindex(time=TIMES + [300.0, 3000.0])
+    m["horizon"] = m["horizon"] * 0 + 3000.0
+    th = pdt.phase_diagram_theory(m, max_width=16)
+    sim = _simulate(m, th, -0.5)
+    threshold = stages.PERFECT_FRACTION * plateau(GAMMA0, NOISE, K, K)[0]
+    assert float(th["ode_final_risk"].sel(delta=0.5).max()) < threshold  # η t ≥ 75: the ODE learned perfectly
+
+    def perfect_and_phase(metrics, theory):
+        out = stages.claims(metrics, theory)
+        return [next(c for c in out if c.text.startswith(s)) for s in ("perfect learning for", "the phase of")]
+
+    good, phase = perfect_and_phase(sim, th)
+    assert good.verdict == "agrees" and good.measured < 1.0 and "3 cells" in good.where
+    stuck = sim.copy()
+    stuck["final_risk"] = stuck["final_risk"].where(stuck["delta"] != 0.5, 10 * threshold)
+    bad, bad_phase = perfect_and_phase(stuck, th)
+    assert bad.verdict == "disagrees" and bad.measured == pytest.approx(10.0)
+    assert "although the ODE from the same start falls below it" in bad.note
+    assert bad_phase.verdict == "disagrees" and bad_phase.measured == pytest.approx(6 / 9)
+    no_ode = pdt.phase_diagram_theory(m, max_width=0)  # every cell too wide for the ODE
+    untested, phase = perfect_and_phase(stuck, no_ode)
+    assert untested.verdict == "inconclusive" and "none is known to be long enough" in untested.note
+    assert "without an ODE curve" in phase.where and phase.measured == 1.0  # only the κ + δ ≤ 0 cells are judged
