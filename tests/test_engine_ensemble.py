@@ -156,7 +156,9 @@ def test_divergence_is_recorded_and_frozen_with_progress_lines():
             assert all(float(v[m].abs().max()) == 0.0 for v in run.params.values())  # frozen at zero
     assert np.isfinite(run.metrics["train_loss"][:S]).all()
     lines = log.getvalue().splitlines()
-    assert len(lines) == 3 and lines[-1].startswith(f"[train] step {STEPS}/{STEPS}, {2 * S} members")
+    steps = [int(line.split()[2].split("/")[0]) for line in lines]
+    assert {4, 8, STEPS} <= set(steps) and steps == sorted(set(steps))  # every checkpoint, progress between
+    assert lines[-1].startswith(f"[train] step {STEPS}/{STEPS}, {2 * S} members")
 
 
 def test_float32_runs_and_stays_close_to_float64():
@@ -182,6 +184,27 @@ def test_general_path_is_unchanged_for_functional_losses():
         w -= lr[:, None] * ((X @ w.T - y[:, None]).T @ X) / len(X)
     np.testing.assert_allclose(run.params["w"].numpy(), w.numpy(), rtol=1e-12)
     np.testing.assert_allclose(run.metrics["w0"][:, -1], w[:, 0].numpy(), rtol=1e-12)
+
+
+def test_progress_lines_between_checkpoints_change_no_number():
+    """A long run with one checkpoint at its end still prints a progress line every 5 % of its steps (a paper-scale
+    pretraining ran 62 400 steps silently), and the lines change nothing: same parameters as a silent run."""
+    import io
+
+    X = torch.randn(20, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = X @ torch.arange(5.0, dtype=torch.float64)
+    lr = torch.tensor([0.01, 0.05], dtype=torch.float64)
+
+    def run(log):
+        return train_ensemble({"w": torch.zeros(2, 5, dtype=torch.float64)},
+                              lambda w, b: 0.5 * ((b[0] @ w["w"] - b[1]) ** 2).mean(), lambda s: (X, y), lr, [100],
+                              lambda p: {"w0": p["w"][:, 0]}, batch_in_dims=None, log=log)
+
+    log = io.StringIO()
+    loud, silent = run(log), run(None)
+    steps = [int(line.split()[2].split("/")[0]) for line in log.getvalue().splitlines()]
+    assert steps == list(range(5, 101, 5))
+    assert torch.equal(loud.params["w"], silent.params["w"])
 
 
 def test_chunk_choice_follows_the_working_set():

@@ -115,10 +115,14 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
     metrics: dict[str, np.ndarray] = {}
     checkpoints = [int(c) for c in checkpoints]
     started, step = time.perf_counter(), 0
+    total = checkpoints[-1] if checkpoints else 0
+    every = max(1, total // 20)  # a progress line at least every 5 % of the steps, checkpoints or not
     for i, stop in enumerate(checkpoints):
         while step < stop:
             advance(step)
             step += 1
+            if log is not None and step % every == 0 and step < stop:
+                _progress(log, step, total, M, time.perf_counter() - started)
         with torch.no_grad():
             if engine is not None:
                 engine.write(params)
@@ -138,7 +142,10 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
                 arr = metrics.setdefault(name, np.full((M, len(checkpoints)), np.nan))
                 arr[:, i] = np.where(diverged < 0, torch.as_tensor(value).detach().double().cpu().numpy(), np.nan)
         if log is not None and stop:
-            elapsed = time.perf_counter() - started
-            print(f"[train] step {stop}/{checkpoints[-1]}, {M} members, {elapsed:.1f}s elapsed, "
-                  f"ETA {elapsed / stop * (checkpoints[-1] - stop):.1f}s", file=log, flush=True)
+            _progress(log, stop, total, M, time.perf_counter() - started)
     return EnsembleRun(metrics, diverged, params, time.perf_counter() - started)
+
+
+def _progress(log, step: int, total: int, M: int, elapsed: float) -> None:
+    print(f"[train] step {step}/{total}, {M} members, {elapsed:.1f}s elapsed, "
+          f"ETA {elapsed / step * (total - step):.1f}s", file=log, flush=True)
