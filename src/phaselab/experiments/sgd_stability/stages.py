@@ -511,7 +511,8 @@ def _bound_ratio(values, bound):
 # Tolerances, fixed before any run. Liu et al.'s statements "x > 0" are signs, judged by ``exceeds`` with the 95 %
 # Student-t half-width of the seed mean as the interval: agrees when it lies above 0, disagrees when below, else
 # inconclusive. "A regularisation closes the gap" is judged as "the regularised gap is 0" with tolerance twice that
-# half-width: agrees when 0 lies in the 95 % interval, disagrees when the gap is more than 3 half-widths from 0.
+# half-width: agrees when 0 lies in the 95 % interval and the unregularised gap (its seed mean) does not, disagrees when
+# the gap is more than 3 half-widths from 0.
 # Hardt et al.'s statements are inequalities, mean/bound < 1, judged as 1 − mean/bound > 0 by ``exceeds`` with the
 # 95 % half-width of the pair mean in units of the bound as the interval (the bound itself is the threshold, not a
 # fitted number). Zero training error is
@@ -555,6 +556,12 @@ def _regularisation_claims(metrics, reg: str, gap_none) -> list[Claim]:
         closes = dataclasses.replace(closes, note=(
             f"0 lies in the regularised gap's interval, but the gap without regularisation, {m0:+.3g} ± {h0:.2g}, "
             f"is not resolved from 0 either: at these settings there is no gap for {name} to close"))
+    elif closes.verdict == "agrees" and mean + half >= seed_interval(gap_none)[0]:
+        # 0 lies in the interval, but so does the unregularised gap: the seeds cannot tell closed from open
+        m0 = seed_interval(gap_none)[0]
+        closes = dataclasses.replace(closes, verdict="inconclusive", note=(
+            f"0 lies in the interval {mean:+.3g} ± {half:.2g}, but so does the gap without regularisation "
+            f"({m0:+.3g}): the seeds spread too widely to tell a closed gap from an open one"))
     elif closes.verdict == "inconclusive" and mean is not None:
         closes = dataclasses.replace(closes, note=(
             f"the gap {mean:+.3g} lies between 1 and {ZERO_GAP_HALF_WIDTHS + 1:g} half-widths ({half:.2g}) from 0: "
