@@ -22,10 +22,10 @@ x (n, d)) or on each member's own minibatch (SGD: x (M, B, d), e.g. gathered per
 - tanh is evaluated as 2·sigmoid(2z) − 1 (the factor 2 folded into the matmul), twice as fast as ``torch.tanh``
   on the AMD host (about as fast on the Intel one) and equal to it to ~2e-16 absolute (float64);
 - the chunk size (members batched at once) comes from the working set of one step (weights, activations and
-  backpropagated signals of the chunk, see :func:`step_bytes`) against a cache budget (:func:`chunk_cache_budget`,
-  from the caches in ``/sys/devices/system/cpu/cpu0/cache``) and a memory budget; where one member's step already overflows
-  the cache (a large full-batch step: a compute-bound matmul), the chunk is 1, the per-run loop without its
-  per-op overhead.
+  backpropagated signals of the chunk, see :func:`step_bytes`) against a cache budget
+  (:func:`chunk_cache_budget`, from the caches in ``/sys/devices/system/cpu/cpu0/cache``) and a memory budget;
+  where one member's step already overflows the cache (a large full-batch step: a compute-bound matmul), the chunk
+  is 1, the per-run loop without its per-op overhead.
 
 Members are independent, so chunking changes no number: member m's arithmetic is the same for every chunk size
 (up to the BLAS kernel's blocking, i.e. float rounding). The same code runs on CUDA (no host syncs in a step).
