@@ -142,6 +142,11 @@ def test_chunked_equals_unchunked(mode):
             np.testing.assert_allclose(run.params[k].numpy(), runs[0].params[k].numpy(), rtol=1e-12, atol=1e-14)
 
 
+def logged_steps(lines) -> list[int]:
+    """The step of each "[train] step s/total, ..." progress line."""
+    return [int(line.split()[2].split("/")[0]) for line in lines]
+
+
 def test_divergence_is_recorded_and_frozen_with_progress_lines():
     p = problem(torch.float64, [16], "relu", "squared", "gd", lrs=(0.01, 50.0))
     log = io.StringIO()
@@ -156,7 +161,7 @@ def test_divergence_is_recorded_and_frozen_with_progress_lines():
             assert all(float(v[m].abs().max()) == 0.0 for v in run.params.values())  # frozen at zero
     assert np.isfinite(run.metrics["train_loss"][:S]).all()
     lines = log.getvalue().splitlines()
-    steps = [int(line.split()[2].split("/")[0]) for line in lines]
+    steps = logged_steps(lines)
     assert {4, 8, STEPS} <= set(steps) and steps == sorted(set(steps))  # every checkpoint, progress between
     assert lines[-1].startswith(f"[train] step {STEPS}/{STEPS}, {2 * S} members")
 
@@ -202,7 +207,7 @@ def test_progress_lines_between_checkpoints_change_no_number():
 
     log = io.StringIO()
     loud, silent = run(log), run(None)
-    steps = [int(line.split()[2].split("/")[0]) for line in log.getvalue().splitlines()]
+    steps = logged_steps(log.getvalue().splitlines())
     assert steps == list(range(5, 101, 5))
     assert torch.equal(loud.params["w"], silent.params["w"])
 

@@ -107,11 +107,6 @@ def cache_sizes() -> dict[int, int]:
     return sizes
 
 
-def cache_bytes(default: int = 8 * 2**20) -> int:
-    """Size of the largest CPU cache (the last level) from sysfs, or ``default`` where it cannot be read."""
-    return max(cache_sizes().values(), default=0) or default
-
-
 def chunk_cache_budget(sizes: dict[int, int] | None = None, default: int = 4 * 2**20) -> int:
     """The cache one chunk's step may fill: the core's private L2, or an eighth of the last-level cache where that
     is larger, at most 4 MiB of it (``default`` where sysfs says nothing). A virtual machine sees the whole host's

@@ -547,18 +547,17 @@ def _regularisation_claims(metrics, reg: str, gap_none) -> list[Claim]:
                    where=f"{len(gap)} seeds: gap {_interval(mean, half)}, {setting}; final test accuracy from the "
                          f"random init {_random_init_accuracy(metrics, reg):.3g} (without regularisation "
                          f"{_random_init_accuracy(metrics, 'none'):.3g})")
+    m0, h0, _ = seed_interval(gap_none)  # the unregularised gap the regularised one is read against
     if closes.verdict == "disagrees":
         closes = dataclasses.replace(closes, note=(
             f"the gap {mean:+.3g} stays more than {ZERO_GAP_HALF_WIDTHS + 1:g} half-widths ({half:.2g}) from 0: at "
             f"these settings {name} leaves part of the adversarial initialisation's damage"))
     elif closes.verdict == "agrees" and not _resolved(gap_none):
-        m0, h0, _ = seed_interval(gap_none)
         closes = dataclasses.replace(closes, note=(
             f"0 lies in the regularised gap's interval, but the gap without regularisation, {m0:+.3g} ± {h0:.2g}, "
             f"is not resolved from 0 either: at these settings there is no gap for {name} to close"))
-    elif closes.verdict == "agrees" and mean + half >= seed_interval(gap_none)[0]:
+    elif closes.verdict == "agrees" and mean + half >= m0:
         # 0 lies in the interval, but so does the unregularised gap: the seeds cannot tell closed from open
-        m0 = seed_interval(gap_none)[0]
         closes = dataclasses.replace(closes, verdict="inconclusive", note=(
             f"0 lies in the interval {mean:+.3g} ± {half:.2g}, but so does the gap without regularisation "
             f"({m0:+.3g}): the seeds spread too widely to tell a closed gap from an open one"))
