@@ -131,6 +131,70 @@ def test_fast_path_equals_the_vmapped_general_path_without_biases_and_with_scale
         np.testing.assert_allclose(fast.params[k].numpy(), slow.params[k].numpy(), rtol=1e-10, atol=1e-13)
 
 
+def torch_sgd_member(p, m, activation, loss, steps, momentum=0.0, weight_decay=0.0):
+    """Member m trained alone by torch.optim.SGD(momentum, weight_decay) on its own batches (autograd): its
+    final parameters in the stacked layout's names."""
+    own = {k: v[m].clone().requires_grad_(True) for k, v in p["params"].items()}
+    opt = torch.optim.SGD(own.values(), lr=float(p["lr"][m]), momentum=momentum, weight_decay=weight_decay)
+    member_loss = deep_mlp.squared_loss if loss == "squared" else deep_mlp.cross_entropy
+    for step in range(steps):
+        opt.zero_grad()
+        member_loss(own, p["member_batches"](m)(step), activation).backward()
+        opt.step()
+    return {k: v.detach() for k, v in own.items()}
+
+
+@pytest.mark.parametrize("mode", ["gd", "sgd"])
+@pytest.mark.parametrize("activation,loss,widths", [("relu", "cross_entropy", [12, 20]), ("tanh", "squared", [16])])
+def test_heavy_ball_and_weight_decay_equal_torch_sgd_per_member(mode, activation, loss, widths):
+    """The fast path with a momentum β and a weight decay λ per member (0 among them) against one
+    torch.optim.SGD(momentum=β, weight_decay=λ) per member, float64, chunked (members split across chunks) and
+    not; the general (vmapped) path with the same options gives the same parameters."""
+    p = problem(torch.float64, widths, activation, loss, mode, lrs=(0.01, 0.03, 0.05))
+    M = len(p["lr"])
+    betas = [0.0, 0.5, 0.9, 0.9, 0.0, 0.7][:M]
+    decays = [0.0, 0.0, 0.05, 0.1, 0.2, 0.01][:M]
+    spec = MLPSpec(activation, loss)
+    member_loss = deep_mlp.squared_loss if loss == "squared" else deep_mlp.cross_entropy
+    kw = dict(batch_in_dims=None if p["shared"] else 0, momentum=torch.tensor(betas, dtype=torch.float64),
+              weight_decay=torch.tensor(decays, dtype=torch.float64))
+    evaluate = mlp_evaluator(spec, {"train": (p["x"], p["target"])})
+    runs = [train_ensemble(p["params"], None, p["batches"], p["lr"], [0, 5, STEPS], evaluate, model=spec,
+                           chunk=chunk, **kw) for chunk in (1, 4, "auto")]
+    general = train_ensemble(p["params"], lambda q, b: member_loss(q, b, activation), p["batches"], p["lr"],
+                             [0, 5, STEPS], evaluate, **kw)
+    for m in range(M):
+        ref = torch_sgd_member(p, m, activation, loss, STEPS, betas[m], decays[m])
+        for run in (*runs, general):
+            for k in ref:
+                torch.testing.assert_close(run.params[k][m], ref[k], rtol=1e-10, atol=1e-12)
+    plain = fast_run(p, spec)  # the options change the training (momentum and decay members leave plain SGD)
+    assert not torch.allclose(plain.params["W0"][2], runs[0].params["W0"][2])
+    assert torch.equal(plain.params["W0"][0], fast_run(p, spec).params["W0"][0])
+
+
+def test_fast_path_with_scales_and_biases_equals_autograd():
+    """Per-layer scales s_l with biases: f = s·hWᵀ + b, so the bias's gradient carries no s (the fused first layer
+    under full-batch GD and the per-member path under SGD), against the vmapped general path."""
+    scales = (64 ** -0.5, 16 ** -0.5)
+
+    def member_loss(q, batch):
+        x, y = batch
+        a = torch.tanh(scales[0] * x @ q["W0"].T + q["b0"])
+        return 0.5 * ((scales[1] * a @ q["W1"].T + q["b1"] - y) ** 2).sum(-1).mean()
+
+    spec = MLPSpec("tanh", "squared", scales=scales)
+    for mode in ("gd", "sgd"):
+        p = problem(torch.float64, [16], "tanh", "squared", mode, lrs=(0.5, 2.0))
+        kw = dict(batch_in_dims=None if p["shared"] else 0)
+        evaluate = mlp_evaluator(spec, {"train": (p["x"], p["target"])})
+        fast = train_ensemble(p["params"], None, p["batches"], p["lr"], [0, STEPS], evaluate, model=spec, **kw)
+        slow = train_ensemble(p["params"], member_loss, p["batches"], p["lr"], [0, STEPS], evaluate, **kw)
+        for k in p["params"]:
+            np.testing.assert_allclose(fast.params[k].numpy(), slow.params[k].numpy(), rtol=1e-10, atol=1e-13)
+        assert not torch.allclose(fast.params["b0"], p["params"]["b0"])  # the biases moved
+
+
 @pytest.mark.parametrize("mode", ["gd", "sgd"])
 def test_chunked_equals_unchunked(mode):
     p = problem(torch.float64, [12, 20], "tanh", "cross_entropy", mode, lrs=(0.02, 0.05, 0.1))

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 import phaselab
-from phaselab.engines.ensemble import MLPSpec, train_ensemble
+from phaselab.engines.ensemble import train_ensemble
 from phaselab.experiment import VERDICTS
 from phaselab.experiments.sgd_stability.stages import (
     EpochBatches,
@@ -212,9 +212,6 @@ def test_momentum_equals_torch_sgd_per_member():
     zero = train_ensemble(params, loss, batches, alpha, [0, 25], evaluate, momentum=0.0)
     assert all(torch.equal(plain.params[k], zero.params[k]) for k in params)
     assert not torch.allclose(plain.params["W0"][2], run.params["W0"][2])
-    with pytest.raises(ValueError, match="general path"):
-        train_ensemble(params, None, batches, alpha, [0, 1], evaluate, model=MLPSpec("relu", "cross_entropy"),
-                       momentum=0.9)
 
 
 def test_momentum_on_a_quadratic_follows_the_closed_form():

@@ -7,8 +7,9 @@ One entry point, :func:`train_ensemble`, two paths:
 - the MLP fast path, opted into with ``model=MLPSpec(activation, loss, ...)`` (:mod:`phaselab.engines.mlp`): dense
   MLPs of any depth (tanh / ReLU / erf, square or cross-entropy loss, biases optional, per-layer scales) trained
   with explicit batched forward/backward matmuls, buffers reused across steps, weight updates fused into the
-  gradient matmuls, members batched in cache-sized chunks (``chunk="auto"``; 1 = the per-run floor). ``loss`` is
-  then not called (pass the functional loss anyway or ``None``); the network and loss are those the spec names,
+  gradient matmuls (heavy-ball momentum and weight decay as options on both paths), members batched in cache-sized
+  chunks (``chunk="auto"``; 1 = the per-run floor). ``loss`` is then not called (pass the functional loss anyway
+  or ``None``); the network and loss are those the spec names,
   and they must be the ones ``loss`` computes (:mod:`phaselab.models.deep_mlp`'s ``squared_loss`` ↔
   ``MLPSpec(act, "squared")``, ``cross_entropy`` ↔ ``MLPSpec(act, "cross_entropy")``; :mod:`phaselab.models.
   two_layer` ↔ ``MLPSpec("relu", kind, scales=(1/√d, 1/√h))``).
@@ -56,7 +57,7 @@ def _evaluate(evaluate, params: dict, M: int, eval_chunk: int | None) -> dict:
 def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, batch_in_dims=0,
                    divergence_threshold: float = 1e6, log=None, model: MLPSpec | None = None,
                    chunk: int | str = "auto", eval_chunk: int | None = None, momentum=None,
-                   gradient=None) -> EnsembleRun:
+                   weight_decay=None, gradient=None) -> EnsembleRun:
     """Gradient descent on M members at once: ``params`` maps names to stacked (M, ...) tensors.
 
     ``loss(member_params, batch)`` is the loss of ONE member (torch.func style); ``batches(step)`` returns the
@@ -75,25 +76,27 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
     gradients of every member at once, used instead of ``vmap(grad(loss))`` (general path; ``loss`` is then not
     called by the engine and serves as the reference the closed form is tested against).
 
-    ``momentum``: heavy-ball coefficients β, a scalar or (M,) per member (general path only), in
-    ``torch.optim.SGD``'s form (no dampening): v ← β v + ∇L, θ ← θ − α v, v starting at 0. Without it (``None``)
-    the update is plain SGD, θ ← θ − α ∇L, computed exactly as before the option existed.
+    ``momentum``: heavy-ball coefficients β, a scalar or (M,) per member; ``weight_decay``: λ, a scalar or (M,),
+    on every parameter (biases included). Both in ``torch.optim.SGD``'s form (no dampening): g ← ∇L + λθ,
+    v ← β v + g, θ ← θ − α v, v starting at 0; both paths. Without them (``None``) the update is plain SGD,
+    θ ← θ − α ∇L, computed exactly as before the options existed.
     """
     params = {k: v.detach().clone() for k, v in params.items()}
     first = next(iter(params.values()))
     lr = torch.as_tensor(lr, dtype=first.dtype, device=first.device).clone()
     M = lr.shape[0]
-    velocity, beta = None, None
-    if momentum is not None:
-        if model is not None:
-            raise ValueError("momentum is available on the general path only (not with model=MLPSpec)")
-        beta = torch.as_tensor(momentum, dtype=first.dtype, device=first.device).expand(M).clone()
-        velocity = {k: torch.zeros_like(v) for k, v in params.items()}
+    velocity, beta, decay = None, None, None
     if model is not None and gradient is not None:
         raise ValueError("gradient= is for the general path; model=MLPSpec has its own explicit backward")
+    if model is None and momentum is not None:
+        beta = torch.as_tensor(momentum, dtype=first.dtype, device=first.device).expand(M).clone()
+        velocity = {k: torch.zeros_like(v) for k, v in params.items()}
+    if model is None and weight_decay is not None:
+        decay = torch.as_tensor(weight_decay, dtype=first.dtype, device=first.device).expand(M).clone()
     if model is not None:
         shared = batch_in_dims is None
-        engine = BatchedMLP(model, params, lr, chunk=None if chunk == "auto" else int(chunk), shared_input=shared)
+        engine = BatchedMLP(model, params, lr, chunk=None if chunk == "auto" else int(chunk), shared_input=shared,
+                            momentum=momentum, weight_decay=weight_decay)
 
         def advance(step):
             engine.step(batches(step), shared)
@@ -107,6 +110,8 @@ def train_ensemble(params: dict, loss, batches, lr, checkpoints, evaluate, *, ba
             grads = step_grad(params, batches(step))
             with torch.no_grad():
                 for name, g_ in grads.items():
+                    if decay is not None:  # g <- g + lambda theta
+                        g_ = g_ + decay.view(-1, *([1] * (g_.dim() - 1))) * params[name]
                     if velocity is not None:  # heavy ball: v <- beta v + g, the step along v
                         g_ = velocity[name].mul_(beta.view(-1, *([1] * (g_.dim() - 1)))).add_(g_)
                     params[name] -= lr.view(-1, *([1] * (g_.dim() - 1))) * g_

@@ -9,16 +9,18 @@ fixed per-layer scales s_l (1 for :mod:`phaselab.models.deep_mlp`, 1/√fan_in f
 :mod:`phaselab.models.two_layer`). Losses, averaged over the batch: ``squared`` ½‖f − y‖² (y one-hot or any float
 target) and ``cross_entropy`` logsumexp f − f_y (integer labels or float targets t: logsumexp f − ⟨f, t⟩).
 
-:class:`MLPSpec` names these choices; :class:`BatchedMLP` trains M members stacked on a leading axis by plain
-gradient descent, step by step, one chunk of members at a time, on a batch shared by all members (full-batch GD:
-x (n, d)) or on each member's own minibatch (SGD: x (M, B, d), e.g. gathered per-member indices):
+:class:`MLPSpec` names these choices; :class:`BatchedMLP` trains M members stacked on a leading axis by gradient
+descent (plain, or with heavy-ball momentum and weight decay per member in ``torch.optim.SGD``'s form), step by
+step, one chunk of members at a time, on a batch shared by all members (full-batch GD: x (n, d)) or on each
+member's own minibatch (SGD: x (M, B, d), e.g. gathered per-member indices):
 
 - every layer is one batched matmul over the chunk (``torch.baddbmm``/``bmm`` with ``out=`` buffers allocated once
   and reused at every step, activations and their derivatives in place: no fresh large temporaries, no page
   faults, no autograd graph);
 - each weight is kept internally with its smaller dimension first, so that the weight update is one batched
   ``baddbmm_`` writing a short-and-wide matrix straight into the weights (the per-member learning rate, the scale
-  and 1/batch are folded into the backpropagated signal first): no gradient buffer, no separate optimiser pass;
+  and 1/batch are folded into the backpropagated signal first): no gradient buffer, no separate optimiser pass
+  (with momentum or weight decay the same matmul writes into the velocity instead, then one pass moves the weights);
 - tanh is evaluated as 2·sigmoid(2z) − 1 (the factor 2 folded into the matmul), twice as fast as ``torch.tanh``
   on the AMD host (about as fast on the Intel one) and equal to it to ~2e-16 absolute (float64);
 - the chunk size (members batched at once) comes from the working set of one step (weights, activations and
@@ -163,7 +165,8 @@ class BatchedMLP:
     """
 
     def __init__(self, spec: MLPSpec, params: dict, lr: torch.Tensor, chunk: int | None = None,
-                 cache_budget: int | None = None, memory_budget: int = 2**30, shared_input: bool = False):
+                 cache_budget: int | None = None, memory_budget: int = 2**30, shared_input: bool = False,
+                 momentum=None, weight_decay=None):
         self.spec = spec
         self.names, self.bias_names, self.scales = spec.layers(params)
         self.L = len(self.names)
@@ -188,6 +191,18 @@ class BatchedMLP:
         self.lr = torch.as_tensor(lr, dtype=self.dtype, device=self.device).clone()
         self.chunk, self.cache_budget, self.memory_budget = chunk, cache_budget, memory_budget
         self._buffers: dict = {}
+        # heavy ball and weight decay, torch.optim.SGD's form: g ← ∇L + λθ, v ← βv + g, θ ← θ − ηv (v from 0).
+        # The engine keeps u = −v per weight and bias (the same layouts); without either option (None) the step
+        # goes straight into the weights as before, with both None the numbers are those of plain SGD bitwise.
+        self.heavy = momentum is not None or weight_decay is not None
+        if self.heavy:
+            def per_member(value):
+                return torch.as_tensor(0.0 if value is None else value, dtype=self.dtype,
+                                       device=self.device).expand(self.M).clone()
+
+            self.beta, self.minus_wd = per_member(momentum), -per_member(weight_decay)
+            self.U = [torch.zeros_like(W) for W in self.WT]
+            self.Ub = [None if b is None else torch.zeros_like(b) for b in self.b]
 
     # -- state ---------------------------------------------------------------------------------------------------
     def load(self, params: dict) -> None:
@@ -213,15 +228,54 @@ class BatchedMLP:
                     params[b].copy_(self.b[layer].reshape(params[b].shape))
 
     def freeze(self, mask: torch.Tensor) -> None:
-        """Zero the parameters and the learning rate of the members in ``mask`` (M,) bool."""
+        """Zero the parameters (and velocities) and the learning rate of the members in ``mask`` (M,) bool."""
         self.lr[mask] = 0.0
         for layer in range(self.L):
-            if layer == 0 and self.fused:
-                self.WT[0][:, mask] = 0.0
-            else:
-                self.WT[layer][mask] = 0.0
-            if self.b[layer] is not None:
-                self.b[layer][mask] = 0.0
+            for W in (self.WT[layer], self.U[layer] if self.heavy else None):
+                if W is None:
+                    continue
+                if layer == 0 and self.fused:
+                    W[:, mask] = 0.0
+                else:
+                    W[mask] = 0.0
+            for b in (self.b[layer], self.Ub[layer] if self.heavy else None):
+                if b is not None:
+                    b[mask] = 0.0
+
+    def _rate(self) -> torch.Tensor:
+        """The per-member factor of the gradient step: η for plain SGD, 1 into the velocity otherwise."""
+        return torch.ones_like(self.lr) if self.heavy else self.lr
+
+    def _target(self, layer: int, m0: int, m1: int, member_axis: int = 0):
+        """Where the step of members m0:m1 of ``layer`` is accumulated: the weights and bias themselves (plain SGD),
+        or, with heavy ball / weight decay, u = −v after u ← βu − λθ (the gradient is added to it next, then
+        :meth:`_apply` moves θ by ηu). ``member_axis``: 1 for the fused first layer's (d, M, h) weights."""
+        W = self.WT[layer][:, m0:m1] if member_axis else self.WT[layer][m0:m1]
+        b = None if self.b[layer] is None else self.b[layer][m0:m1]
+        if not self.heavy:
+            return W, b
+        shape = [1, 1, 1]
+        shape[member_axis] = m1 - m0
+        beta, minus_wd = self.beta[m0:m1].view(shape), self.minus_wd[m0:m1].view(shape)
+        U = self.U[layer][:, m0:m1] if member_axis else self.U[layer][m0:m1]
+        U.mul_(beta).addcmul_(W, minus_wd)
+        Ub = None
+        if b is not None:
+            Ub = self.Ub[layer][m0:m1]
+            Ub.mul_(beta.view(-1, 1, 1)).addcmul_(b, minus_wd.view(-1, 1, 1))
+        return U, Ub
+
+    def _apply(self, layer: int, m0: int, m1: int, member_axis: int = 0) -> None:
+        """θ ← θ + ηu for members m0:m1 of ``layer`` (heavy ball / weight decay only)."""
+        if not self.heavy:
+            return
+        shape = [1, 1, 1]
+        shape[member_axis] = m1 - m0
+        lr = self.lr[m0:m1]
+        W = self.WT[layer][:, m0:m1] if member_axis else self.WT[layer][m0:m1]
+        W.addcmul_(self.U[layer][:, m0:m1] if member_axis else self.U[layer][m0:m1], lr.view(shape))
+        if self.b[layer] is not None:
+            self.b[layer][m0:m1].addcmul_(self.Ub[layer][m0:m1], lr.view(-1, 1, 1))
 
     # -- buffers -------------------------------------------------------------------------------------------------
     def _buffers_for(self, n: int, shared: bool, chunk: int) -> dict:
@@ -264,8 +318,9 @@ class BatchedMLP:
         n = x.shape[-2]
         chunk = self.chunk_for(n, shared)
         buf = self._buffers_for(n, shared, chunk)
-        # update coefficient of layer l per member: −η s_l / n (the signal below is n × the loss gradient)
-        coef = self.lr.view(-1, 1, 1) * (-1.0 / n)
+        # update coefficient of layer l per member: −η s_l / n (the signal below is n × the loss gradient); with heavy
+        # ball / weight decay −s_l / n into u, the learning rate applied after (see :meth:`_target`)
+        coef = self._rate().view(-1, 1, 1) * (-1.0 / n)
         with torch.no_grad():
             for m0 in range(0, self.M, chunk):
                 m1 = min(self.M, m0 + chunk)
@@ -292,7 +347,7 @@ class BatchedMLP:
         n = x.shape[-2]
         chunk = self.chunk_for(n, True)
         buf = self._buffers_for(n, True, chunk)
-        coef = self.lr * (-1.0 / n)
+        coef = self._rate() * (-1.0 / n)
         with torch.no_grad():
             for m0 in range(0, self.M, chunk):
                 m1 = min(self.M, m0 + chunk)
@@ -332,10 +387,17 @@ class BatchedMLP:
         else:
             Z0.square_().mul_(-0.5).exp_()
             D0.mul_(Z0).mul_(_SQRT_2_OVER_PI)
-        D0.view(n, c, h).mul_(coef.view(1, c, 1) * s)
-        W0.addmm_(x.T, D0)
-        if self.b[0] is not None:
-            self.b[0][m0:m1].view(1, c * h).add_(torch.sum(D0, 0, keepdim=True, out=buf["b0sum"][:, :c * h]))
+        target, bias = self._target(0, m0, m1, member_axis=1)
+        if bias is not None and s != 1.0:  # the bias's gradient carries no scale: its step first
+            D0.view(n, c, h).mul_(coef.view(1, c, 1))
+            bias.view(1, c * h).add_(torch.sum(D0, 0, keepdim=True, out=buf["b0sum"][:, :c * h]))
+            D0.mul_(s)
+        else:
+            D0.view(n, c, h).mul_(coef.view(1, c, 1) * s)
+            if bias is not None:
+                bias.view(1, c * h).add_(torch.sum(D0, 0, keepdim=True, out=buf["b0sum"][:, :c * h]))
+        target.view(d, c * h).addmm_(x.T, D0)  # a view: the (d, M, h) layout keeps a member's h columns together
+        self._apply(0, m0, m1, member_axis=1)
 
     def _forward(self, m0: int, m1: int, x: torch.Tensor, H: list, Z: list, first: int = 0) -> torch.Tensor:
         c = m1 - m0
@@ -392,13 +454,21 @@ class BatchedMLP:
                 d = D[layer - 1][:c]
                 # the signal below, with the weights before the update
                 torch.bmm(g, W.transpose(1, 2) if self.trans[layer] else W, out=d)
-            g.mul_(coef * self.scales[layer])
-            if self.trans[layer]:
-                W.baddbmm_(a.transpose(1, 2), g)
+            target, bias = self._target(layer, m0, m1)
+            s = self.scales[layer]
+            if bias is not None and s != 1.0:  # the bias's gradient carries no scale: its step first
+                g.mul_(coef)
+                bias.add_(torch.sum(g, 1, keepdim=True, out=buf["bsum"][layer][:c]))
+                g.mul_(s)
             else:
-                W.baddbmm_(g.transpose(1, 2), a)
-            if self.b[layer] is not None:
-                self.b[layer][m0:m1].add_(torch.sum(g, 1, keepdim=True, out=buf["bsum"][layer][:c]))
+                g.mul_(coef * s)
+                if bias is not None:
+                    bias.add_(torch.sum(g, 1, keepdim=True, out=buf["bsum"][layer][:c]))
+            if self.trans[layer]:
+                target.baddbmm_(a.transpose(1, 2), g)
+            else:
+                target.baddbmm_(g.transpose(1, 2), a)
+            self._apply(layer, m0, m1)
             if layer > first:
                 act = self.spec.activation
                 if act == "tanh":

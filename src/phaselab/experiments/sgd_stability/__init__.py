@@ -7,10 +7,11 @@ Two parts, one cell each:
   its training inputs (an adversarial initialisation), then trained by minibatch SGD on the true labels to zero
   training error. From that initialisation it ends at a worse test accuracy than from a random one — a bad global
   minimum of the training loss that SGD reaches; explicit regularisation closes the gap. The regularisations
-  (config ``bad_minima.regularisations``; default none and weight decay): an L2 penalty (weight decay) in the
-  loss, heavy-ball momentum β, data augmentation by random ±1-pixel shifts of the 8×8 images, and all three.
-  Members: 2 initialisations × regularisations × seeds, trained as one ensemble by
-  ``engines.ensemble.train_ensemble`` (the members of a seed share its minibatch order and its shifts).
+  (config ``bad_minima.regularisations``; default none and weight decay): an L2 penalty λ‖θ‖²/2 (weight decay),
+  heavy-ball momentum β, data augmentation by random ±1-pixel shifts of the 8×8 images, and all three.
+  Members: 2 initialisations × regularisations × seeds, trained as one ensemble on the explicit batched MLP path of
+  ``engines.ensemble.train_ensemble`` (weight decay and momentum in ``torch.optim.SGD``'s form; the members of a
+  seed share its minibatch order and its shifts).
 - ``stability``: coupled SGD runs on two training sets S, S′ that differ in one example (same initialisation, same
   sample order), for binary logistic regression (convex, L-Lipschitz: the bound E‖w_T − w′_T‖ ≤ (2L/n)Σα_t and
   ε_stab = (2L²/n)Σα_t on the generalisation gap, :mod:`phaselab.theory.stability`) and a one-hidden-layer tanh

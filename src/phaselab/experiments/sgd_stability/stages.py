@@ -104,14 +104,13 @@ class EpochBatches:
     """``batches(step)`` for train_ensemble: per group (a seed, a pair) a fresh random permutation of the n
     training indices every epoch, cut into n // B minibatches, shared by the ``copies`` members of the group —
     adjacent members (``tiled=False``: group major) or one member in each of ``copies`` blocks (``tiled=True``:
-    group minor); each member gathers its rows from its own (M, n, …) arrays. ``extra``: per-member tensors
-    appended to every batch."""
+    group minor); each member gathers its rows from its own (M, n, …) arrays."""
 
-    def __init__(self, generators, n: int, batch_size: int, arrays, copies: int = 1, tiled: bool = False, extra=()):
+    def __init__(self, generators, n: int, batch_size: int, arrays, copies: int = 1, tiled: bool = False):
         import torch
 
         self.generators, self.n, self.B, self.arrays = generators, n, batch_size, arrays
-        self.copies, self.tiled, self.extra = copies, tiled, tuple(extra)
+        self.copies, self.tiled = copies, tiled
         self.per_epoch = n // batch_size
         self.epoch, self.perm = -1, None
         self.rows = torch.arange(arrays[0].shape[0], device=arrays[0].device)[:, None]
@@ -126,7 +125,7 @@ class EpochBatches:
             perm = np.tile(perm, (self.copies, 1)) if self.tiled else np.repeat(perm, self.copies, axis=0)
             self.perm = torch.as_tensor(perm, device=self.rows.device)
         idx = self.perm[:, j * self.B:(j + 1) * self.B]
-        return tuple(a[self.rows, idx] for a in self.arrays) + self.extra
+        return tuple(a[self.rows, idx] for a in self.arrays)
 
 
 class ShiftedBatches:
@@ -158,19 +157,6 @@ class ShiftedBatches:
         return (x, *rest)
 
 
-def _mlp_loss(activation: str):
-    import torch
-
-    from phaselab.models import deep_mlp
-
-    def loss(params, batch):
-        x, labels, wd = batch
-        penalty = sum((p**2).sum() for p in params.values())
-        return torch.nn.functional.cross_entropy(deep_mlp.forward(params, x, activation), labels) + 0.5 * wd * penalty
-
-    return loss
-
-
 def train_bad_minima(run: Run, arrays: dict):
     """Pretrain every seed on the random labels of its noisy copies, then train 2 inits × regularisations × seeds
     members on the true labels; test and training accuracy every epoch."""
@@ -179,7 +165,7 @@ def train_bad_minima(run: Run, arrays: dict):
     from torch.func import vmap
 
     from phaselab import data
-    from phaselab.engines.ensemble import train_ensemble
+    from phaselab.engines.ensemble import MLPSpec, train_ensemble
     from phaselab.models import deep_mlp
     from phaselab.vocabulary import STATUS_DIVERGED, STATUS_OK
 
@@ -191,7 +177,13 @@ def train_bad_minima(run: Run, arrays: dict):
     sizes = [t["x_train"].shape[1], *bad["widths"], 10]
     init_seeds = [data.derive_seed(run.seed, INIT, s) for s in range(S)]
     params0 = {k: v.to(device) for k, v in deep_mlp.init_mlp(sizes, init_seeds, "relu", dtype=dt).items()}
-    loss = _mlp_loss("relu")
+    # the explicit batched MLP path of the engine (weight decay λ‖θ‖²/2 and heavy ball as train_ensemble options, in
+    # torch.optim.SGD's form); the functional loss is the reference it is tested against
+    spec = MLPSpec("relu", "cross_entropy")
+
+    def loss(params, batch):
+        return deep_mlp.cross_entropy(params, batch, "relu")
+
     forward = vmap(lambda p, x: deep_mlp.forward(p, x, "relu"), in_dims=(0, None))
 
     # phase 1: SGD on random labels of noisy copies (no regularisation), one member per seed
@@ -207,10 +199,10 @@ def train_bad_minima(run: Run, arrays: dict):
                 "test": (forward(p, t["x_test"]).argmax(-1) == t["y_test"]).to(dt).mean(-1)}
 
     pre_batches = EpochBatches([data.rng(run.seed, ORDER, 0, s) for s in range(S)], Kn, B,
-                               (t["x_noisy"], t["y_noisy"]), extra=(torch.zeros(S, dtype=dt, device=device),))
+                               (t["x_noisy"], t["y_noisy"]))
     pre = train_ensemble(params0, loss, pre_batches, torch.full((S,), bad["pretrain_lr"], dtype=dt, device=device),
                          [pre_steps[-1]], pre_eval, batch_in_dims=0,
-                         divergence_threshold=bad["divergence_threshold"], log=run.log_file)
+                         divergence_threshold=bad["divergence_threshold"], log=run.log_file, model=spec)
     run.log(f"pretrained in {pre.seconds:.1f}s: random labels fitted {np.round(pre.metrics['fit'][:, -1], 3)}, "
             f"test accuracy {np.round(pre.metrics['test'][:, -1], 3)}")
 
@@ -231,7 +223,7 @@ def train_bad_minima(run: Run, arrays: dict):
     per_epoch = n // B
     steps = [e * per_epoch for e in range(bad["epochs"] + 1)]
     order = EpochBatches([data.rng(run.seed, ORDER, 1, s) for s in range(S)], n, B, (x_tr, y_tr),
-                         copies=len(INITS) * len(regs), tiled=True, extra=(wd,))
+                         copies=len(INITS) * len(regs), tiled=True)
     shifted = [m for m, (_, r, _) in enumerate(members) if regs[r] in WITH_AUGMENTATION]
     if shifted:
         order = ShiftedBatches(order, t["x_shifted"].to(dt), shifted, [members[m][2] for m in shifted],
@@ -251,7 +243,7 @@ def train_bad_minima(run: Run, arrays: dict):
             f"±{bad['shift']} pixels)")
     result = train_ensemble(params, loss, order, torch.full((M,), bad["lr"], dtype=dt, device=device), steps,
                             evaluate, batch_in_dims=0, divergence_threshold=bad["divergence_threshold"],
-                            log=run.log_file, momentum=momentum)
+                            log=run.log_file, momentum=momentum, weight_decay=wd, model=spec)
     diverged = result.diverged_step.copy()
     pre_bad = pre.diverged_step >= 0
     for m, (i, _, s) in enumerate(members):
