@@ -302,6 +302,13 @@ def test_regularisation_claims_from_known_gaps():
     assert closes.measured == pytest.approx(float(np.mean(0.1 * noise)), abs=1e-12)
     assert closes.verdict == "agrees" and shrinks.verdict == "agrees"
     assert shrinks.measured == pytest.approx(float(np.mean(0.10 + 0.9 * noise)), abs=1e-12)
+    # a diverged member (NaN) drops its seed from the pairing, not the whole comparison
+    acc[1, 1, 0, -1] = np.nan
+    closes, diverged = _regularisation_claims(metrics, "momentum", gap_none)
+    assert diverged.verdict == "agrees" and f"{S - 1} seeds" in diverged.where
+    assert diverged.measured == pytest.approx(float(np.mean((0.10 + 0.9 * noise)[1:])), abs=1e-12)
+    assert closes.measured == pytest.approx(float(np.mean(0.1 * noise[1:])), abs=1e-12)
+    acc[1, 1, 0, -1] = 0.9 - 0.1 * noise[0]
     closes, shrinks = _regularisation_claims(metrics, "augmentation", gap_none)
     assert closes.verdict == "disagrees" and shrinks.verdict != "agrees"
     assert shrinks.measured == pytest.approx(0.0, abs=1e-12) and "not smaller" in shrinks.note

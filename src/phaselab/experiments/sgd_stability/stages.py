@@ -557,8 +557,9 @@ def _regularisation_claims(metrics, reg: str, gap_none) -> list[Claim]:
         closes = dataclasses.replace(closes, note=(
             f"the gap {mean:+.3g} lies between 1 and {ZERO_GAP_HALF_WIDTHS + 1:g} half-widths ({half:.2g}) from 0: "
             f"{len(gap)} seeds cannot tell a closed gap from a small one"))
-    ok = np.isfinite(gap_none) & np.isfinite(gap) if len(gap_none) == len(gap) else np.zeros(0, bool)
-    m, h, k = seed_interval(gap_none[ok] - gap[ok]) if ok.any() else (None, None, 0)
+    per_seed = _seed_gaps(metrics, reg)  # paired by seed: the seeds where neither arm diverged
+    ok = np.isfinite(gap_none) & np.isfinite(per_seed)
+    m, h, k = seed_interval(gap_none[ok] - per_seed[ok]) if ok.any() else (None, None, 0)
     shrinks = exceeds(f"{name} shrinks the gap: gap without − gap with > 0 (paired by seed)", liu, measured=m,
                       uncertainty=h, where=f"{k} seeds: {_interval(m, h)}, {setting}")
     if shrinks.verdict != "agrees" and m is not None and np.isfinite(m):
