@@ -250,32 +250,38 @@ class BatchedMLP:
         """Where the step of members m0:m1 of ``layer`` is accumulated: the weights and bias themselves (plain SGD),
         or, with heavy ball / weight decay, u = −v after u ← βu − λθ (the gradient is added to it next, then
         :meth:`_apply` moves θ by ηu). ``member_axis``: 1 for the fused first layer's (d, M, h) weights."""
-        W = self.WT[layer][:, m0:m1] if member_axis else self.WT[layer][m0:m1]
-        b = None if self.b[layer] is None else self.b[layer][m0:m1]
+        W, b = _members(self.WT[layer], m0, m1, member_axis), self.b[layer]
+        b = None if b is None else b[m0:m1]
         if not self.heavy:
             return W, b
-        shape = [1, 1, 1]
-        shape[member_axis] = m1 - m0
-        beta, minus_wd = self.beta[m0:m1].view(shape), self.minus_wd[m0:m1].view(shape)
-        U = self.U[layer][:, m0:m1] if member_axis else self.U[layer][m0:m1]
-        U.mul_(beta).addcmul_(W, minus_wd)
+        beta, minus_wd = _per_member(self.beta, m0, m1, member_axis), _per_member(self.minus_wd, m0, m1, member_axis)
+        U = _members(self.U[layer], m0, m1, member_axis).mul_(beta).addcmul_(W, minus_wd)
         Ub = None
         if b is not None:
-            Ub = self.Ub[layer][m0:m1]
-            Ub.mul_(beta.view(-1, 1, 1)).addcmul_(b, minus_wd.view(-1, 1, 1))
+            Ub = self.Ub[layer][m0:m1].mul_(beta.view(-1, 1, 1)).addcmul_(b, minus_wd.view(-1, 1, 1))
         return U, Ub
 
     def _apply(self, layer: int, m0: int, m1: int, member_axis: int = 0) -> None:
         """θ ← θ + ηu for members m0:m1 of ``layer`` (heavy ball / weight decay only)."""
         if not self.heavy:
             return
-        shape = [1, 1, 1]
-        shape[member_axis] = m1 - m0
-        lr = self.lr[m0:m1]
-        W = self.WT[layer][:, m0:m1] if member_axis else self.WT[layer][m0:m1]
-        W.addcmul_(self.U[layer][:, m0:m1] if member_axis else self.U[layer][m0:m1], lr.view(shape))
+        lr = _per_member(self.lr, m0, m1, member_axis)
+        _members(self.WT[layer], m0, m1, member_axis).addcmul_(_members(self.U[layer], m0, m1, member_axis), lr)
         if self.b[layer] is not None:
             self.b[layer][m0:m1].addcmul_(self.Ub[layer][m0:m1], lr.view(-1, 1, 1))
+
+    @staticmethod
+    def _signal_step(g, coef, s: float, bias, dim: int, out) -> None:
+        """Scale the backpropagated signal ``g`` in place into the weights' step, coef·s·g, and add the bias's
+        step Σ_dim coef·g to ``bias`` (f = s·hWᵀ + b: the bias's gradient carries no s)."""
+        if bias is not None and s != 1.0:
+            g.mul_(coef)
+            bias.add_(torch.sum(g, dim, keepdim=True, out=out))
+            g.mul_(s)
+        else:
+            g.mul_(coef * s)
+            if bias is not None:
+                bias.add_(torch.sum(g, dim, keepdim=True, out=out))
 
     # -- buffers -------------------------------------------------------------------------------------------------
     def _buffers_for(self, n: int, shared: bool, chunk: int) -> dict:
@@ -388,14 +394,8 @@ class BatchedMLP:
             Z0.square_().mul_(-0.5).exp_()
             D0.mul_(Z0).mul_(_SQRT_2_OVER_PI)
         target, bias = self._target(0, m0, m1, member_axis=1)
-        if bias is not None and s != 1.0:  # the bias's gradient carries no scale: its step first
-            D0.view(n, c, h).mul_(coef.view(1, c, 1))
-            bias.view(1, c * h).add_(torch.sum(D0, 0, keepdim=True, out=buf["b0sum"][:, :c * h]))
-            D0.mul_(s)
-        else:
-            D0.view(n, c, h).mul_(coef.view(1, c, 1) * s)
-            if bias is not None:
-                bias.view(1, c * h).add_(torch.sum(D0, 0, keepdim=True, out=buf["b0sum"][:, :c * h]))
+        self._signal_step(D0.view(n, c, h), coef.view(1, c, 1), s, None if bias is None else bias.view(1, c, h), 0,
+                          buf["b0sum"][:, :c * h].view(1, c, h))
         target.view(d, c * h).addmm_(x.T, D0)  # a view: the (d, M, h) layout keeps a member's h columns together
         self._apply(0, m0, m1, member_axis=1)
 
@@ -455,15 +455,7 @@ class BatchedMLP:
                 # the signal below, with the weights before the update
                 torch.bmm(g, W.transpose(1, 2) if self.trans[layer] else W, out=d)
             target, bias = self._target(layer, m0, m1)
-            s = self.scales[layer]
-            if bias is not None and s != 1.0:  # the bias's gradient carries no scale: its step first
-                g.mul_(coef)
-                bias.add_(torch.sum(g, 1, keepdim=True, out=buf["bsum"][layer][:c]))
-                g.mul_(s)
-            else:
-                g.mul_(coef * s)
-                if bias is not None:
-                    bias.add_(torch.sum(g, 1, keepdim=True, out=buf["bsum"][layer][:c]))
+            self._signal_step(g, coef, self.scales[layer], bias, 1, buf["bsum"][layer][:c])
             if self.trans[layer]:
                 target.baddbmm_(a.transpose(1, 2), g)
             else:
@@ -526,6 +518,18 @@ def mlp_logits(spec: MLPSpec, params: dict, x: torch.Tensor, chunk: int | None =
                     a = activation_(spec.activation, a)
             outs.append(a)
     return torch.cat(outs)
+
+
+def _members(t: torch.Tensor, m0: int, m1: int, axis: int = 0) -> torch.Tensor:
+    """Members m0:m1 of a stacked tensor whose member axis is ``axis`` (0, or 1 for the fused (d, M, h) weights)."""
+    return t[:, m0:m1] if axis else t[m0:m1]
+
+
+def _per_member(v: torch.Tensor, m0: int, m1: int, axis: int = 0) -> torch.Tensor:
+    """Members m0:m1 of an (M,) vector, shaped to broadcast along ``axis`` of a 3-d stacked tensor."""
+    shape = [1, 1, 1]
+    shape[axis] = m1 - m0
+    return v[m0:m1].view(shape)
 
 
 def activation_(name: str, z: torch.Tensor) -> torch.Tensor:
